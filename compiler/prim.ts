@@ -1,0 +1,34 @@
+// What every primitive must provide. `registry.ts` maps every PrimName to a Prim, so forgetting a rule
+// (or a primitive) is a type error rather than a runtime surprise.
+import type { Node, ShapeInfo, ShapeResult } from './ir.ts';
+import type { PrimName, PrimParams } from './params.ts';
+
+/** Interpreter storage: float32 for the reference results, float64 for gradient checks. Ints/bools are stored as numbers. */
+export type Buf = Float32Array | Float64Array;
+export interface Value {
+  readonly data: Buf;
+  readonly shape: readonly number[];
+}
+export interface InterpContext {
+  /** Fresh zeroed storage of the interpreter's precision. */
+  readonly alloc: (length: number) => Buf;
+  /** The host value bound to a param or input leaf (validated against `info` by the interpreter). */
+  readonly lookup: (name: string, info: ShapeInfo) => Buf;
+}
+
+export interface Prim<Op extends PrimName> {
+  readonly name: Op;
+  /** Number of inputs, or 'variadic' (concat). Leaves have 0. */
+  readonly arity: number | 'variadic';
+  /** Shape and dtype of the output, or a message saying what is wrong (the op name is added by the caller). */
+  readonly shape: (params: PrimParams[Op], inputs: readonly ShapeInfo[]) => ShapeResult;
+  /**
+   * Reverse-mode rule: given the node and the cotangent of its output, the cotangent of each input
+   * (null = symbolic zero: no gradient flows there). Built from primitives only (no scatter).
+   */
+  readonly vjp: (node: Node<Op>, cotangent: Node) => readonly (Node | null)[];
+  /** Reference semantics on host arrays. */
+  readonly interp: (params: PrimParams[Op], inputs: readonly Value[], out: ShapeInfo, ctx: InterpContext) => Buf;
+  /** Inputs in which the output is linear when the other inputs are held fixed (checked by the adjoint test). */
+  readonly linearIn: readonly number[] | 'all';
+}

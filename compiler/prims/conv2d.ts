@@ -1,0 +1,100 @@
+import * as b from '../build.ts';
+import { fail, numel, ok, showShape, type Node } from '../ir.ts';
+import type { Prim } from '../prim.ts';
+
+/** Output length of a convolution/pooling window along one axis. */
+export const windowOut = (size: number, k: number, stride: number, pad: number, dilation = 1): number =>
+  Math.floor((size + 2 * pad - dilation * (k - 1) - 1) / stride) + 1;
+
+const posInts = (xs: readonly number[]) => xs.every((v) => Number.isInteger(v) && v >= 1);
+
+/**
+ * 2-D convolution, NCHW input and OIHW weight, with stride, symmetric zero padding, dilation and groups
+ * (PyTorch semantics). Both gradients are again convolutions: the input gradient convolves the stride-dilated
+ * cotangent with the flipped, group-transposed weight; the weight gradient convolves the input with the
+ * cotangent (batch and channel axes swapped), exchanging the roles of stride and dilation.
+ */
+export const conv2d: Prim<'conv2d'> = {
+  name: 'conv2d',
+  arity: 2,
+  shape: (p, [x, w]) => {
+    const shapes = `(input ${showShape(x.shape)}, weight ${showShape(w.shape)})`;
+    if (x.shape.length !== 4 || w.shape.length !== 4) return fail(`expects NCHW input and OIHW weight ${shapes}`);
+    if (!posInts([...p.stride, ...p.dilation, p.groups]) || !p.padding.every((v) => Number.isInteger(v) && v >= 0))
+      return fail(`invalid stride/padding/dilation/groups ${JSON.stringify(p)}`);
+    const [, C, H, W] = x.shape;
+    const [O, Cg, kh, kw] = w.shape;
+    if (C % p.groups !== 0 || O % p.groups !== 0) return fail(`channels ${C}→${O} are not divisible by groups ${p.groups} ${shapes}`);
+    if (Cg * p.groups !== C) return fail(`expects ${Cg * p.groups} input channels, got ${C} ${shapes}`);
+    const Ho = windowOut(H, kh, p.stride[0], p.padding[0], p.dilation[0]);
+    const Wo = windowOut(W, kw, p.stride[1], p.padding[1], p.dilation[1]);
+    if (Ho < 1 || Wo < 1) return fail(`kernel ${kh}×${kw} (dilation ${p.dilation}) does not fit the padded ${H}×${W} input ${shapes}`);
+    if (x.dtype !== 'f32' || w.dtype !== 'f32') return fail(`needs f32 operands ${shapes}`);
+    return ok([x.shape[0], O, Ho, Wo], 'f32');
+  },
+  vjp: (node, g) => [inputGrad(node, g), weightGrad(node, g)],
+  interp: (p, [x, w], out, ctx) => {
+    const [N, C, H, W] = x.shape;
+    const [O, Cg, kh, kw] = w.shape;
+    const [, , Ho, Wo] = out.shape;
+    const Og = O / p.groups;
+    const r = ctx.alloc(numel(out.shape));
+    const [sh, sw] = p.stride;
+    const [ph, pw] = p.padding;
+    const [dh, dw] = p.dilation;
+    for (let n = 0; n < N; n++)
+      for (let o = 0; o < O; o++) {
+        const grp = Math.floor(o / Og);
+        for (let i = 0; i < Ho; i++)
+          for (let j = 0; j < Wo; j++) {
+            let acc = 0;
+            for (let c = 0; c < Cg; c++) {
+              const xc = ((n * C + grp * Cg + c) * H) * W;
+              const wc = ((o * Cg + c) * kh) * kw;
+              for (let a = 0; a < kh; a++) {
+                const y = i * sh - ph + a * dh;
+                if (y < 0 || y >= H) continue;
+                for (let e = 0; e < kw; e++) {
+                  const xx = j * sw - pw + e * dw;
+                  if (xx < 0 || xx >= W) continue;
+                  acc += x.data[xc + y * W + xx] * w.data[wc + a * kw + e];
+                }
+              }
+            }
+            r[((n * O + o) * Ho + i) * Wo + j] = acc;
+          }
+      }
+    return r;
+  },
+  linearIn: [0, 1],
+};
+
+function inputGrad(node: Node<'conv2d'>, g: Node): Node {
+  const [x, w] = node.inputs;
+  const { stride, padding, dilation, groups } = node.params;
+  const [O, Ci, kh, kw] = w.shape;
+  const Co = O / groups;
+  const k = [kh, kw];
+  const lo = [0, 1].map((a) => dilation[a] * (k[a] - 1) - padding[a]);
+  // Rows/cols of the input that no window reached on the high side still need a (zero) gradient.
+  const rest = [0, 1].map((a) => x.shape[2 + a] + 2 * padding[a] - dilation[a] * (k[a] - 1) - 1 - (g.shape[2 + a] - 1) * stride[a]);
+  const gp = b.pad(g, [0, 0, lo[0], lo[1]], [0, 0, lo[0] + rest[0], lo[1] + rest[1]], [0, 0, stride[0] - 1, stride[1] - 1]);
+  const wt = b.flip(b.reshape(b.permute(b.reshape(w, [groups, Co, Ci, kh, kw]), [0, 2, 1, 3, 4]), [groups * Ci, Co, kh, kw]), [2, 3]);
+  return b.conv2d(gp, wt, { dilation, groups });
+}
+
+function weightGrad(node: Node<'conv2d'>, g: Node): Node {
+  const [x, w] = node.inputs;
+  const { stride, padding, dilation, groups } = node.params;
+  const [N, C, H, W] = x.shape;
+  const [O, Ci, kh, kw] = w.shape;
+  const Co = O / groups;
+  const [, , Ho, Wo] = g.shape;
+  const xp = padding[0] + padding[1] > 0 ? b.pad(x, [0, 0, padding[0], padding[1]], [0, 0, padding[0], padding[1]]) : x;
+  const [Hp, Wp] = [H + 2 * padding[0], W + 2 * padding[1]];
+  const xt = b.reshape(b.permute(b.reshape(xp, [N, groups, C / groups, Hp, Wp]), [2, 1, 0, 3, 4]), [Ci, groups * N, Hp, Wp]);
+  const gt = b.reshape(b.permute(b.reshape(g, [N, groups, Co, Ho, Wo]), [1, 2, 0, 3, 4]), [O, N, Ho, Wo]);
+  const full = b.conv2d(xt, gt, { stride: dilation, dilation: stride, groups });
+  const cropped = full.shape[2] === kh && full.shape[3] === kw ? full : b.slice(full, [0, 0, 0, 0], [Ci, O, kh, kw]);
+  return b.permute(cropped, [1, 0, 2, 3]);
+}

@@ -1,0 +1,43 @@
+import * as b from '../build.ts';
+import { fail, numel, ok, showShape } from '../ir.ts';
+import type { Prim } from '../prim.ts';
+
+const swapLast = (r: number): number[] => [...Array(r - 2).keys(), r - 1, r - 2];
+
+/** Batched matrix product: [...B, M, K] · [...B, K, N] → [...B, M, N] (batch dims equal; the DSL broadcasts). */
+export const dot: Prim<'dot'> = {
+  name: 'dot',
+  arity: 2,
+  shape: (_p, [a, c]) => {
+    const r = a.shape.length;
+    const msg = `cannot multiply ${showShape(a.shape)} by ${showShape(c.shape)}`;
+    if (r < 2 || c.shape.length !== r) return fail(`${msg} (operands need equal rank ≥ 2)`);
+    if (a.shape[r - 1] !== c.shape[r - 2]) return fail(`${msg} (inner dims ${a.shape[r - 1]} and ${c.shape[r - 2]} differ)`);
+    if (!a.shape.slice(0, r - 2).every((d, i) => d === c.shape[i])) return fail(`${msg} (batch dims differ)`);
+    if (a.dtype !== 'f32' || c.dtype !== 'f32') return fail(`${msg} (needs f32 operands)`);
+    return ok([...a.shape.slice(0, r - 1), c.shape[r - 1]], 'f32');
+  },
+  vjp: (node, g) => {
+    const [a, c] = node.inputs;
+    const p = swapLast(a.shape.length);
+    return [b.dot(g, b.permute(c, p)), b.dot(b.permute(a, p), g)];
+  },
+  interp: (_p, [a, c], out, ctx) => {
+    const r = a.shape.length;
+    const [M, K, N] = [a.shape[r - 2], a.shape[r - 1], c.shape[r - 1]];
+    const batch = numel(a.shape.slice(0, r - 2));
+    const o = ctx.alloc(numel(out.shape));
+    for (let bi = 0; bi < batch; bi++) {
+      const ao = bi * M * K;
+      const co = bi * K * N;
+      const oo = bi * M * N;
+      for (let m = 0; m < M; m++)
+        for (let k = 0; k < K; k++) {
+          const av = a.data[ao + m * K + k];
+          for (let n = 0; n < N; n++) o[oo + m * N + n] += av * c.data[co + k * N + n];
+        }
+    }
+    return o;
+  },
+  linearIn: [0, 1],
+};

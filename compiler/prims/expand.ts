@@ -1,0 +1,27 @@
+import * as b from '../build.ts';
+import { fail, numel, ok, showShape, stridesOf } from '../ir.ts';
+import type { Prim } from '../prim.ts';
+import { badShape, forEachIndex } from './checks.ts';
+/** Broadcast size-1 axes to `shape` (same rank). The cotangent is summed back over the broadcast axes. */
+export const expand: Prim<'expand'> = {
+  name: 'expand',
+  arity: 1,
+  shape: (p, [x]) => {
+    const bad = badShape(p.shape);
+    if (bad !== undefined) return fail(bad);
+    const fits = p.shape.length === x.shape.length && x.shape.every((d, i) => d === p.shape[i] || d === 1);
+    return fits ? ok(p.shape, x.dtype) : fail(`cannot broadcast ${showShape(x.shape)} to ${showShape(p.shape)}`);
+  },
+  vjp: (node, g) => [b.unexpand(g, node.inputs[0].shape)],
+  interp: (_p, [x], out, ctx) => {
+    const r = ctx.alloc(numel(out.shape));
+    const s = stridesOf(x.shape).map((st, i) => (x.shape[i] === 1 ? 0 : st));
+    forEachIndex(out.shape, (idx, flat) => {
+      let o = 0;
+      for (let k = 0; k < idx.length; k++) o += idx[k] * s[k];
+      r[flat] = x.data[o];
+    });
+    return r;
+  },
+  linearIn: [0],
+};

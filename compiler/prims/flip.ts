@@ -1,0 +1,25 @@
+import * as b from '../build.ts';
+import { fail, numel, ok, stridesOf } from '../ir.ts';
+import type { Prim } from '../prim.ts';
+import { badAxes, forEachIndex } from './checks.ts';
+/** Reverse the order of elements along `axes`. */
+export const flip: Prim<'flip'> = {
+  name: 'flip',
+  arity: 1,
+  shape: (p, [x]) => {
+    const bad = badAxes(p.axes, x.shape.length);
+    return bad === undefined ? ok(x.shape, x.dtype) : fail(bad);
+  },
+  vjp: (node, g) => [b.flip(g, node.params.axes)],
+  interp: (p, [x], out, ctx) => {
+    const r = ctx.alloc(numel(out.shape));
+    const xs = stridesOf(x.shape);
+    forEachIndex(out.shape, (idx, flat) => {
+      let o = 0;
+      for (let k = 0; k < idx.length; k++) o += (p.axes.includes(k) ? x.shape[k] - 1 - idx[k] : idx[k]) * xs[k];
+      r[flat] = x.data[o];
+    });
+    return r;
+  },
+  linearIn: [0],
+};

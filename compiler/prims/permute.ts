@@ -1,0 +1,33 @@
+import * as b from '../build.ts';
+import { fail, numel, ok, showShape, stridesOf } from '../ir.ts';
+import type { Prim } from '../prim.ts';
+import { forEachIndex } from './checks.ts';
+
+export const inversePerm = (perm: readonly number[]): number[] => {
+  const inv = new Array<number>(perm.length);
+  perm.forEach((p, i) => (inv[p] = i));
+  return inv;
+};
+
+/** out.shape[k] = x.shape[perm[k]]. */
+export const permute: Prim<'permute'> = {
+  name: 'permute',
+  arity: 1,
+  shape: (p, [x]) => {
+    const isPerm = p.perm.length === x.shape.length && [...p.perm].sort((a, c) => a - c).every((v, i) => v === i);
+    return isPerm ? ok(p.perm.map((a) => x.shape[a]), x.dtype) : fail(`[${p.perm.join(',')}] is not a permutation of the axes of ${showShape(x.shape)}`);
+  },
+  vjp: (node, g) => [b.permute(g, inversePerm(node.params.perm))],
+  interp: (p, [x], out, ctx) => {
+    const r = ctx.alloc(numel(out.shape));
+    const xs = stridesOf(x.shape);
+    const s = p.perm.map((a) => xs[a]);
+    forEachIndex(out.shape, (idx, flat) => {
+      let o = 0;
+      for (let k = 0; k < idx.length; k++) o += idx[k] * s[k];
+      r[flat] = x.data[o];
+    });
+    return r;
+  },
+  linearIn: [0],
+};

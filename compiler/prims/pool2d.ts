@@ -1,0 +1,81 @@
+import * as b from '../build.ts';
+import { fail, numel, ok, showShape, type Node } from '../ir.ts';
+import type { Prim } from '../prim.ts';
+import { windowOut } from './conv2d.ts';
+
+/** The most negative finite f32: max pooling pads with it (no ±Inf on GPU paths). */
+export const NEG_SENTINEL = -3.4028234663852886e38;
+
+/**
+ * Max or average pooling over NCHW (PyTorch semantics; average counts padded zeros, like
+ * `count_include_pad=True`). The gradient is a sum over the kernel offsets of interior-padded cotangents,
+ * so it only gathers. Max pooling shares the cotangent evenly among tied maxima.
+ */
+export const pool2d: Prim<'pool2d'> = {
+  name: 'pool2d',
+  arity: 1,
+  shape: (p, [x]) => {
+    if (x.shape.length !== 4) return fail(`expects NCHW input, got ${showShape(x.shape)}`);
+    const ints = [...p.kernel, ...p.stride].every((v) => Number.isInteger(v) && v >= 1);
+    if (!ints || !p.padding.every((v, i) => Number.isInteger(v) && v >= 0 && 2 * v <= p.kernel[i]))
+      return fail(`invalid kernel/stride/padding ${JSON.stringify(p)} (padding must be at most half the kernel)`);
+    const Ho = windowOut(x.shape[2], p.kernel[0], p.stride[0], p.padding[0]);
+    const Wo = windowOut(x.shape[3], p.kernel[1], p.stride[1], p.padding[1]);
+    if (Ho < 1 || Wo < 1) return fail(`window ${p.kernel} does not fit ${showShape(x.shape)}`);
+    if (x.dtype !== 'f32') return fail('needs an f32 input');
+    return ok([x.shape[0], x.shape[1], Ho, Wo], 'f32');
+  },
+  vjp: (node, g) => [poolGrad(node, g)],
+  interp: (p, [x], out, ctx) => {
+    const [N, C, H, W] = x.shape;
+    const [, , Ho, Wo] = out.shape;
+    const r = ctx.alloc(numel(out.shape));
+    const area = p.kernel[0] * p.kernel[1];
+    for (let nc = 0; nc < N * C; nc++)
+      for (let i = 0; i < Ho; i++)
+        for (let j = 0; j < Wo; j++) {
+          let acc = p.mode === 'max' ? NEG_SENTINEL : 0;
+          for (let a = 0; a < p.kernel[0]; a++)
+            for (let c = 0; c < p.kernel[1]; c++) {
+              const y = i * p.stride[0] - p.padding[0] + a;
+              const xx = j * p.stride[1] - p.padding[1] + c;
+              const v = y < 0 || y >= H || xx < 0 || xx >= W ? (p.mode === 'max' ? NEG_SENTINEL : 0) : x.data[(nc * H + y) * W + xx];
+              acc = p.mode === 'max' ? Math.max(acc, v) : acc + v;
+            }
+          r[(nc * Ho + i) * Wo + j] = p.mode === 'max' ? acc : acc / area;
+        }
+    return r;
+  },
+  linearIn: [],
+};
+
+function poolGrad(node: Node<'pool2d'>, g: Node): Node {
+  const x = node.inputs[0];
+  const { mode, kernel, stride, padding } = node.params;
+  const [, , Ho, Wo] = g.shape;
+  const Hp = x.shape[2] + 2 * padding[0];
+  const Wp = x.shape[3] + 2 * padding[1];
+  const offsets: [number, number][] = [];
+  for (let a = 0; a < kernel[0]; a++) for (let c = 0; c < kernel[1]; c++) offsets.push([a, c]);
+  const window = (a: number, c: number, xp: Node) =>
+    b.slice(xp, [0, 0, a, c], [x.shape[0], x.shape[1], a + (Ho - 1) * stride[0] + 1, c + (Wo - 1) * stride[1] + 1], [1, 1, stride[0], stride[1]]);
+  let weights: Node[];
+  if (mode === 'avg') {
+    weights = offsets.map(() => b.scalar(1 / (kernel[0] * kernel[1]), g));
+  } else {
+    const xp = b.pad(x, [0, 0, padding[0], padding[1]], [0, 0, padding[0], padding[1]], [0, 0, 0, 0], NEG_SENTINEL);
+    const hits = offsets.map(([a, c]) => b.cast(b.eq(window(a, c, xp), node), 'f32'));
+    const count = hits.reduce((acc: Node, h: Node) => b.add(acc, h));
+    weights = hits.map((h) => b.div(h, count));
+  }
+  // Each offset's cotangent goes back to input position (a + s·i − p, c + s·j − p).
+  const parts: Node[] = offsets.map(([a, c], k) =>
+    b.pad(
+      b.mul(g, weights[k]),
+      [0, 0, a - padding[0], c - padding[1]],
+      [0, 0, Hp - (a + (Ho - 1) * stride[0] + 1) - padding[0], Wp - (c + (Wo - 1) * stride[1] + 1) - padding[1]],
+      [0, 0, stride[0] - 1, stride[1] - 1],
+    ),
+  );
+  return parts.reduce((acc: Node, p: Node) => b.add(acc, p));
+}

@@ -1,0 +1,38 @@
+import { fail, numel, ok, showShape, stridesOf } from '../ir.ts';
+import type { Prim } from '../prim.ts';
+import { forEachIndex } from './checks.ts';
+
+/**
+ * Indices of the k largest (or smallest) entries along `axis`, best first; ties go to the lower index.
+ * Defined by rank counting (rank_i = #{j better than i}), which needs no sort and lowers to a gather-only
+ * kernel. Indices are piecewise constant in x: no gradient.
+ */
+export const topk: Prim<'topk'> = {
+  name: 'topk',
+  arity: 1,
+  shape: (p, [x]) => {
+    const r = x.shape.length;
+    if (!Number.isInteger(p.axis) || p.axis < 0 || p.axis >= r) return fail(`axis ${p.axis} out of range for ${showShape(x.shape)}`);
+    if (!Number.isInteger(p.k) || p.k < 1 || p.k > x.shape[p.axis]) return fail(`k = ${p.k} must be in 1..${x.shape[p.axis]} for ${showShape(x.shape)} along axis ${p.axis}`);
+    if (x.dtype === 'bool') return fail('cannot rank a bool tensor');
+    return ok(x.shape.map((d, i) => (i === p.axis ? p.k : d)), 'i32');
+  },
+  vjp: () => [null],
+  interp: (p, [x], out, ctx) => {
+    const r = ctx.alloc(numel(out.shape));
+    const n = x.shape[p.axis];
+    const xs = stridesOf(x.shape);
+    const os = stridesOf(out.shape);
+    const outer = x.shape.map((d, i) => (i === p.axis ? 1 : d));
+    const better = (a: number, c: number) => (p.largest ? a > c : a < c);
+    forEachIndex(outer, (ix) => {
+      const base = ix.reduce((acc, v, k) => acc + v * xs[k], 0);
+      const obase = ix.reduce((acc, v, k) => acc + v * os[k], 0);
+      const vals = Array.from({ length: n }, (_v, j) => x.data[base + j * xs[p.axis]]);
+      const order = [...vals.keys()].sort((i, j) => (better(vals[i], vals[j]) ? -1 : better(vals[j], vals[i]) ? 1 : i - j));
+      for (let q = 0; q < p.k; q++) r[obase + q * os[p.axis]] = order[q];
+    });
+    return r;
+  },
+  linearIn: [],
+};

@@ -1,0 +1,147 @@
+// The one place that touches gpu.js and the `webgpu` (Dawn) package directly. gpu.js ships loose typings
+// (`IPipelineHandle = any`, kernels typed as functions of anything), so the runtime describes the small surface
+// it actually uses with narrow structural interfaces and loads the CommonJS module through `createRequire`.
+// Everything here mirrors gpu.js 2.24.1 source (src/gpu.js, src/backend/web-gpu/*, src/backend/web-assembly/*).
+import { createRequire } from 'node:module';
+
+/** A host array with its gpu.js size ([x], [x, y] or [x, y, z], x fastest): the way cpu/webasm see a tensor. */
+export interface GpuJsInput {
+  readonly value: Float32Array;
+  readonly size: ArrayLike<number>;
+}
+
+/** The GPUBuffer fields gpu.js relies on; `_refs` is gpu.js's own reference count on the raw buffer. */
+export interface WebGpuRawBuffer {
+  readonly size: number;
+  _refs?: number;
+}
+
+/** gpu.js's WebGPU pipeline handle (src/backend/web-gpu/buffer-result.js): a refcounted view of a storage buffer. */
+export interface GpuJsBufferResult {
+  readonly type: 'WebGPUBuffer';
+  readonly buffer: WebGpuRawBuffer;
+  output: number[];
+  componentCount: number;
+  _deleted: boolean;
+  toArray(): Promise<unknown>;
+  delete(): void;
+  clone(): GpuJsBufferResult;
+}
+
+export interface WebGpuLimits {
+  readonly maxStorageBufferBindingSize: number;
+  readonly maxBufferSize: number;
+  readonly maxStorageBuffersPerShaderStage: number;
+  readonly maxComputeWorkgroupsPerDimension: number;
+}
+
+export interface WebGpuAdapterInfo {
+  readonly vendor?: string;
+  readonly architecture?: string;
+  readonly device?: string;
+  readonly description?: string;
+}
+
+export interface WebGpuAdapter {
+  readonly limits: WebGpuLimits;
+  readonly info?: WebGpuAdapterInfo;
+}
+
+/** The shared `{adapter, device, isLost}` record of gpu.js's WebGPUContext singleton. */
+export interface WebGpuContextRecord {
+  readonly adapter: WebGpuAdapter;
+  readonly device: { readonly limits: WebGpuLimits };
+  readonly isLost: boolean;
+}
+
+/** The kernel object behind a run shortcut (only the fields the runtime reads). */
+export interface GpuJsKernelInternals {
+  readonly constructor: { readonly mode: string };
+  readonly fallbackReason: string | null;
+  readonly compiledSource?: string | null;
+  readonly _lastRunPath?: string | null;
+  readonly context?: WebGpuContextRecord | null;
+}
+
+/** A gpu.js kernel run shortcut: calling it launches the kernel (a Promise under the async contract). */
+export interface GpuJsKernelRun {
+  (...args: ReadonlyArray<GpuJsInput | GpuJsBufferResult | number>): unknown;
+  readonly kernel: GpuJsKernelInternals;
+  destroy(removeCanvasReferences?: boolean): void;
+}
+
+export interface GpuJsInstance {
+  createKernel(source: string, settings: Readonly<Record<string, unknown>>): GpuJsKernelRun;
+  destroy(): Promise<void>;
+}
+
+export interface GpuJsModule {
+  readonly GPU: new (settings: { readonly mode: string }) => GpuJsInstance;
+  readonly Input: new (value: Float32Array, size: number[]) => GpuJsInput;
+  readonly WebGPUBufferResult: abstract new (...args: never[]) => GpuJsBufferResult;
+  readonly WebGPUContext: {
+    acquire(): Promise<WebGpuContextRecord>;
+    destroy(): Promise<void>;
+  };
+  readonly HeadlessGLKernel: { readonly isSupported: boolean };
+  readonly WebAssemblyKernel: {
+    readonly isSupported: boolean;
+    readonly isThreadsSupported: boolean;
+    readonly isSIMDSupported: boolean;
+  };
+  readonly utils: { getArgumentNamesFromString(source: string): string[] };
+}
+
+const requireFromHere = createRequire(import.meta.url);
+
+/** gpu.js loaded once; the cast is the boundary between its untyped CommonJS exports and the interfaces above. */
+export const gpujs: GpuJsModule = requireFromHere('gpu.js') as GpuJsModule;
+
+/** True when `gl` (headless-gl, an optional dependency of gpu.js) can be required; its error message otherwise. */
+export function headlessGlLoadError(): string | null {
+  try {
+    requireFromHere('gl');
+    return null;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
+interface DawnGpu {
+  requestAdapter(): Promise<WebGpuAdapter | null>;
+}
+
+/**
+ * Installs `globalThis.navigator.gpu` from the `webgpu` package exactly once (gpu.js's WebGPU backend reads the
+ * global). Resolves to the error message when the package's native Dawn binary cannot be loaded (e.g. glibc too old).
+ */
+let navigatorSetup: Promise<string | null> | null = null;
+export function installWebGpuNavigator(): Promise<string | null> {
+  if (navigatorSetup !== null) return navigatorSetup;
+  navigatorSetup = (async (): Promise<string | null> => {
+    try {
+      const dawn = (await import('webgpu')) as unknown as { create(options: string[]): DawnGpu };
+      const gpu = dawn.create([]);
+      const existing: unknown = Reflect.get(globalThis, 'navigator');
+      if (typeof existing === 'object' && existing !== null) {
+        // Node ≥ 21 has a getter-only global `navigator` whose other getters need the real object as receiver:
+        // add `gpu` to it instead of replacing it (gpu.js's worker pool reads navigator.hardwareConcurrency).
+        Object.defineProperty(existing, 'gpu', { value: gpu, configurable: true });
+      } else {
+        Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+      }
+      return null;
+    } catch (error) {
+      return error instanceof Error ? error.message : String(error);
+    }
+  })();
+  return navigatorSetup;
+}
+
+/** navigator.gpu.requestAdapter() through the installed global; null when there is no adapter. */
+export async function requestWebGpuAdapter(): Promise<WebGpuAdapter | null> {
+  const nav: unknown = Reflect.get(globalThis, 'navigator');
+  const gpu: unknown = typeof nav === 'object' && nav !== null ? Reflect.get(nav, 'gpu') : undefined;
+  if (typeof gpu !== 'object' || gpu === null) return null;
+  return (gpu as DawnGpu).requestAdapter();
+}
