@@ -78,6 +78,10 @@ export class KernelCache<T> {
     return { value, hit: false };
   }
 
+  get(key: string): T | undefined {
+    return this.entries.get(key);
+  }
+
   /** Forget one entry (a kernel that failed must be rebuilt, not served again). */
   delete(key: string): boolean {
     return this.entries.delete(key);

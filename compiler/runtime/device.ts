@@ -89,7 +89,7 @@ export class CompiledKernel {
   launches = 0;
   constructor(
     readonly key: string,
-    readonly backend: BackendName,
+    readonly device: Device,
     readonly source: string,
     readonly run: GpuJsKernelRun,
   ) {}
@@ -296,7 +296,7 @@ export class Device {
       ...(spec.constants === undefined ? {} : { constants: { ...spec.constants } }),
     };
     const key = kernelCacheKey({ backend: this.backend, source, settings });
-    const { value: compiled } = this.cache.getOrCreate(key, () => new CompiledKernel(key, this.backend, source, this.gpu.createKernel(source, settings)));
+    const { value: compiled } = this.cache.getOrCreate(key, () => new CompiledKernel(key, this, source, this.gpu.createKernel(source, settings)));
     return E.right(new DeviceKernel(name, spec, argumentNames, compiled, widen(spec.output, components)));
   }
 
@@ -356,8 +356,9 @@ export class Device {
    */
   async launch(kernel: DeviceKernel, args: ReadonlyArray<DeviceHandle | number>): Promise<E.Either<DeviceError, DeviceHandle>> {
     this.assertOpen();
-    if (kernel.compiled.backend !== this.backend || !this.cache.values().includes(kernel.compiled)) {
-      throw new Error(`launch: kernel "${kernel.name}" was built on another Device`);
+    if (kernel.compiled.device !== this) throw new Error(`launch: kernel "${kernel.name}" was built on another Device`);
+    if (this.cache.get(kernel.compiled.key) !== kernel.compiled) {
+      return E.left(deviceError('kernel', this.backend, 'this kernel failed before and was discarded; build it again to retry', kernel.name));
     }
     if (args.length !== kernel.argumentNames.length) {
       throw new Error(`launch: kernel "${kernel.name}" takes ${kernel.argumentNames.length} arguments (${kernel.argumentNames.join(', ')}), got ${args.length}`);
