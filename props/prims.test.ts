@@ -1,0 +1,131 @@
+// Registry-wide properties: every primitive (iterated from the registry's generators, so new primitives
+// are covered automatically) must have a shape rule that agrees with its interpreter, a VJP that agrees with
+// central finite differences in float64, and — where it is linear — pass the adjoint (dot-product) test.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import * as E from 'fp-ts/lib/Either.js';
+import fc from 'fast-check';
+import { vjp } from '../compiler/autodiff.ts';
+import * as b from '../compiler/build.ts';
+import { makeGraph, numel, type Node } from '../compiler/ir.ts';
+import { interpret, type Bindings } from '../compiler/interp/interpret.ts';
+import type { PrimName } from '../compiler/params.ts';
+import { registry } from '../compiler/registry.ts';
+import { buildCase, drawValues, generators, prng, type Case } from './gen.ts';
+import { property } from './prop.ts';
+
+const evalF64 = (outputs: Record<string, Node>, bindings: Bindings) => {
+  const r = interpret(makeGraph(outputs), bindings, 'f64');
+  if (E.isLeft(r)) throw new Error(r.left);
+  return r.right;
+};
+const dotp = (a: ArrayLike<number>, c: ArrayLike<number>) => {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * c[i];
+  return s;
+};
+const withSeed = <Op extends PrimName>(gen: fc.Arbitrary<Case<Op>>) => fc.tuple(gen, fc.integer({ min: 1, max: 2 ** 31 - 1 }));
+
+function bind(c: Case<PrimName>, seed: number): Record<string, Float64Array> {
+  const rand = prng(seed);
+  return Object.fromEntries(c.operands.map((o, i) => [`x${i}`, drawValues(o, rand)]));
+}
+
+// Central differences in float64 with h = 1e-5 have truncation error O(h²·f''') ≈ 1e-10 and rounding error
+// ≈ 1e-16/h ≈ 1e-11 relative to the values involved; 1e-6 relative (plus 1e-7 absolute for results near 0)
+// leaves two orders of magnitude of margin while still catching any wrong factor or sign.
+const H = 1e-5;
+const RTOL = 1e-6;
+const ATOL = 1e-7;
+
+const differentiable = (c: Case<PrimName>) =>
+  c.operands.length > 0 && c.operands.some((o) => o.dtype === 'f32') && !['lt', 'le', 'eq', 'ne', 'topk', 'cast', 'sign', 'stopGradient'].includes(c.op);
+
+describe('every primitive in the registry', () => {
+  for (const name of Object.keys(generators) as PrimName[]) {
+    const gen = generators[name] as fc.Arbitrary<Case<PrimName>>;
+
+    test(`${name}: shape rule agrees with the interpreter`, () => {
+      property(
+        fc.property(withSeed(gen), ([c, seed]) => {
+          const { node } = buildCase(c);
+          assert.ok(node.valid, `generated case is ill-typed: ${node.error}`);
+          const bindings = { ...bind(c, seed), p: new Float64Array(numel(node.shape)).fill(0.25), i: new Float64Array(numel(node.shape)).fill(0.5) };
+          const out = evalF64({ y: node }, bindings).y;
+          assert.equal(out.data.length, numel(node.shape));
+          if (node.dtype === 'bool') assert.ok(out.data.every((v) => v === 0 || v === 1), 'bool outputs must be 0/1');
+          if (node.dtype === 'i32') assert.ok(out.data.every(Number.isInteger), 'i32 outputs must be integers');
+        }),
+        40,
+      );
+    });
+
+    if (name === 'param' || name === 'input' || name === 'const' || name === 'iota') continue;
+
+    test(`${name}: VJP agrees with central finite differences (float64)`, () => {
+      property(
+        fc.property(withSeed(gen), ([c, seed]) => {
+          const { node, leaves } = buildCase(c);
+          // Scalarize with a random weighting w so every output element is checked.
+          const w = b.input('w', node.shape, 'f32');
+          const loss = b.sum(b.mul(b.cast(node, 'f32'), w), node.shape.map((_d, i) => i));
+          const grads = vjp(loss, leaves);
+          const values = bind(c, seed);
+          const rand = prng(seed ^ 0x5bd1e995);
+          values.w = drawValues({ shape: node.shape, dtype: 'f32', values: 'smooth' }, rand);
+          const outs: Record<string, Node> = { loss };
+          grads.forEach((g, i) => (outs[`g${i}`] = g));
+          const base = evalF64(outs, values);
+          c.operands.forEach((o, i) => {
+            if (o.dtype !== 'f32') return;
+            const g = base[`g${i}`].data;
+            assert.equal(g.length, numel(o.shape), `gradient of operand ${i} has the wrong size`);
+            if (!differentiable(c)) {
+              assert.ok(g.every((v) => v === 0), `${name} must have a zero gradient`);
+              return;
+            }
+            const v = drawValues({ shape: o.shape, dtype: 'f32', values: 'smooth' }, rand);
+            const shifted = (sgn: number) => {
+              const x = Float64Array.from(values[`x${i}`], (xv, k) => xv + sgn * H * v[k]);
+              return evalF64({ loss }, { ...values, [`x${i}`]: x }).loss.data[0];
+            };
+            const fd = (shifted(1) - shifted(-1)) / (2 * H);
+            const an = dotp(g, v);
+            assert.ok(
+              Math.abs(fd - an) <= ATOL + RTOL * Math.max(Math.abs(fd), Math.abs(an), 1),
+              `operand ${i}: finite difference ${fd} vs VJP ${an} (case ${JSON.stringify(c)})`,
+            );
+          });
+        }),
+        40,
+      );
+    });
+
+    const linear = registry[name].linearIn;
+    if (linear === 'all' || linear.length > 0) {
+      test(`${name}: adjoint (dot-product) test in its linear operands`, () => {
+        property(
+          fc.property(withSeed(gen), ([c, seed]) => {
+            const { node, leaves } = buildCase(c);
+            const indices = linear === 'all' ? leaves.map((_l, i) => i) : linear;
+            const values = bind(c, seed);
+            const rand = prng(seed ^ 0x2545f491);
+            const ct = b.input('ct', node.shape, 'f32');
+            const grads = vjp(b.sum(b.mul(node, ct), node.shape.map((_d, i) => i)), leaves);
+            values.ct = drawValues({ shape: node.shape, dtype: 'f32', values: 'smooth' }, rand);
+            for (const i of indices) {
+              // <f(x) − f(0), y> = <x, f*(y)> holds for linear and affine maps (pad with a nonzero value).
+              const zeroed = { ...values, [`x${i}`]: new Float64Array(values[`x${i}`].length) };
+              const fx = evalF64({ y: node }, values).y.data;
+              const f0 = evalF64({ y: node }, zeroed).y.data;
+              const lhs = dotp(Float64Array.from(fx, (v, k) => v - f0[k]), values.ct);
+              const rhs = dotp(values[`x${i}`], evalF64({ g: grads[i] }, values).g.data);
+              assert.ok(Math.abs(lhs - rhs) <= 1e-9 * Math.max(1, Math.abs(lhs)), `operand ${i}: <Ax,y>=${lhs} but <x,A*y>=${rhs}`);
+            }
+          }),
+          30,
+        );
+      });
+    }
+  }
+});
