@@ -29,10 +29,14 @@ export function logSoftmax<R extends number>(x: Tensor<R>, axis = -1): Tensor<R>
   return T.sub(shifted, T.log(T.sumKeep(T.exp(shifted), [axis])));
 }
 
-/** F.normalize: x / max(‖x‖₂, eps) along `axis`. */
+/**
+ * F.normalize: x / max(‖x‖₂, eps) along `axis`. The clamp is applied to the squared norm (max(‖x‖², eps²),
+ * then sqrt: the same value) so that a zero row never reaches sqrt's derivative 1/(2·sqrt(0)) = ∞, which the
+ * clamp's zero cotangent would turn into 0·∞ = NaN gradients (PyTorch returns x/eps's gradient there too).
+ */
 export function l2Normalize<R extends number>(x: Tensor<R>, axis = -1, eps = 1e-12): Tensor<R> {
-  const norm = T.sqrt(T.sumKeep(T.mul(x, x), [axis]));
-  return T.div(x, T.maximum(norm, eps));
+  const norm = T.sqrt(T.maximum(T.sumKeep(T.mul(x, x), [axis]), eps * eps));
+  return T.div(x, norm);
 }
 
 /** Cosine similarity along `axis` (F.cosine_similarity with each operand normalized separately, eps 1e-8). */
