@@ -62,9 +62,13 @@ export function withScope<T>(name: string, body: () => T): T {
 export const currentScope = (): string => scopeStack.join('.');
 
 // ---- interning ----------------------------------------------------------------------------------------------
-// Keys must distinguish every parameter value, including non-finite constants that JSON would turn into null.
+// Keys must distinguish every parameter value, including non-finite constants that JSON would turn into null
+// and -0, which JSON writes as 0 (merging const -0 into const 0 flips the sign of 1/x, so a folded neg(0)
+// would change results).
 const paramKey = (params: unknown): string =>
-  JSON.stringify(params, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? `#${String(v)}` : v));
+  JSON.stringify(params, (_k, v: unknown) =>
+    typeof v === 'number' && (!Number.isFinite(v) || Object.is(v, -0)) ? `#${Object.is(v, -0) ? '-0' : String(v)}` : v,
+  );
 
 let nextId = 0;
 const table = new Map<string, WeakRef<Node>>();
