@@ -44,10 +44,10 @@ export function parseIdxImages(bytes: Uint8Array, pathForMessages: string): E.Ei
   const raw = inflate(bytes, pathForMessages);
   if (E.isLeft(raw)) return raw;
   const b = raw.right;
-  if (b.length < 16) return E.left(`${pathForMessages}: ${b.length} bytes is shorter than the 16-byte idx3 header`);
   const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const magic = view.getUint32(0, false);
-  if (magic !== IMAGES_MAGIC) return E.left(`${pathForMessages}: magic ${hex(magic)}, expected ${hex(IMAGES_MAGIC)} (idx3 ubyte images)`);
+  const magic = b.length >= 4 ? view.getUint32(0, false) : -1;
+  if (magic !== IMAGES_MAGIC) return E.left(`${pathForMessages}: magic ${magic < 0 ? 'missing' : hex(magic)}, expected ${hex(IMAGES_MAGIC)} (idx3 ubyte images)`);
+  if (b.length < 16) return E.left(`${pathForMessages}: ${b.length} bytes is shorter than the 16-byte idx3 header`);
   const count = view.getUint32(4, false);
   const rows = view.getUint32(8, false);
   const cols = view.getUint32(12, false);
@@ -63,10 +63,10 @@ export function parseIdxLabels(bytes: Uint8Array, pathForMessages: string): E.Ei
   const raw = inflate(bytes, pathForMessages);
   if (E.isLeft(raw)) return raw;
   const b = raw.right;
-  if (b.length < 8) return E.left(`${pathForMessages}: ${b.length} bytes is shorter than the 8-byte idx1 header`);
   const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const magic = view.getUint32(0, false);
-  if (magic !== LABELS_MAGIC) return E.left(`${pathForMessages}: magic ${hex(magic)}, expected ${hex(LABELS_MAGIC)} (idx1 ubyte labels)`);
+  const magic = b.length >= 4 ? view.getUint32(0, false) : -1;
+  if (magic !== LABELS_MAGIC) return E.left(`${pathForMessages}: magic ${magic < 0 ? 'missing' : hex(magic)}, expected ${hex(LABELS_MAGIC)} (idx1 ubyte labels)`);
+  if (b.length < 8) return E.left(`${pathForMessages}: ${b.length} bytes is shorter than the 8-byte idx1 header`);
   const count = view.getUint32(4, false);
   if (b.length !== 8 + count) return E.left(`${pathForMessages}: header says ${count} labels but the file has ${b.length - 8} bytes of them`);
   return E.right(b.subarray(8));
