@@ -328,7 +328,7 @@ test('folder: recursive listing, lazy decoding, corrupt files skipped with one w
     assert.equal(folder.right.paths.length, 3);
     assert.equal(warnings.length, 0, 'nothing is decoded before it is asked for');
     for (let epoch = 0; epoch < 2; epoch++) {
-      const seen = [...folder.right.images()].map((x) => x.path.slice(dir.length + 1));
+      const seen: string[] = [...folder.right.images()].map((x) => x.path.slice(dir.length + 1));
       assert.deepEqual(seen, ['a.png', join('nested', 'b.JPG')]);
     }
     assert.equal(warnings.length, 1, `warnings: ${warnings}`);
