@@ -1,6 +1,7 @@
 // What every primitive must provide. `registry.ts` maps every PrimName to a Prim, so forgetting a rule
 // (or a primitive) is a type error rather than a runtime surprise.
 import type { Node, ShapeInfo, ShapeResult } from './ir.ts';
+import type { LowerCtx } from './lowering.ts';
 import type { PrimName, PrimParams } from './params.ts';
 
 /** Interpreter storage: float32 for the reference results, float64 for gradient checks. Ints/bools are stored as numbers. */
@@ -29,6 +30,11 @@ export interface Prim<Op extends PrimName> {
   readonly vjp: (node: Node<Op>, cotangent: Node) => readonly (Node | null)[];
   /** Reference semantics on host arrays. */
   readonly interp: (params: PrimParams[Op], inputs: readonly Value[], out: ShapeInfo, ctx: InterpContext) => Buf;
+  /**
+   * GPU lowering: statements emitted through `ctx` and the expression of the node's value at flat output
+   * index `idx`. Leaves that are buffers (param, input) are never lowered: the scheduler binds them.
+   */
+  readonly lower: (node: Node<Op>, idx: string, ctx: LowerCtx) => string;
   /** Inputs in which the output is linear when the other inputs are held fixed (checked by the adjoint test). */
   readonly linearIn: readonly number[] | 'all';
 }

@@ -60,6 +60,7 @@ function simplifyNode(n: Node): Node {
     case 'pad':
       return sameShape(x.shape, n.shape) && isIdentityWindow(n) ? x : n;
     case 'sum':
+    case 'reduceMax':
       return (n.params as { axes: readonly number[] }).axes.length === 0 ? x : n;
     case 'stopGradient':
       return x.op === 'stopGradient' ? x : n;

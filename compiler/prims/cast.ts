@@ -16,5 +16,10 @@ export const cast: Prim<'cast'> = {
     }
     return out;
   },
+  lower: (node, idx, ctx) => {
+    const x = ctx.bind(ctx.input(0, idx));
+    const to = node.params.dtype;
+    return to === 'bool' ? `(${x} != 0.0 ? 1.0 : 0.0)` : to === 'i32' ? `(${x} >= 0.0 ? Math.floor(${x}) : -Math.floor(-${x}))` : x;
+  },
   linearIn: [],
 };

@@ -39,5 +39,19 @@ export const concat: Prim<'concat'> = {
     }
     return r;
   },
+  lower: (node, idx, ctx) => {
+    const a = node.params.axis;
+    const c = ctx.coords(node.shape, idx);
+    const offsets = node.inputs.reduce<number[]>((acc, x) => [...acc, acc[acc.length - 1] + x.shape[a]], [0]);
+    // Select from the last operand backwards: (c < off1 ? in0 : (c < off2 ? in1 : in2)).
+    let expr = '';
+    for (let k = node.inputs.length - 1; k >= 0; k--) {
+      const local = c.map((v, ax) => (ax === a && offsets[k] > 0 ? `(${v} - ${offsets[k]}.0)` : v));
+      const clamped = local.map((v, ax) => (ax === a ? `Math.min(Math.max(${v}, 0.0), ${node.inputs[k].shape[a] - 1}.0)` : v));
+      const val = ctx.input(k, ctx.flat(clamped, node.inputs[k].shape));
+      expr = k === node.inputs.length - 1 ? val : `(${c[a]} < ${offsets[k + 1]}.0 ? ${val} : ${expr})`;
+    }
+    return expr;
+  },
   linearIn: 'all',
 };

@@ -66,6 +66,35 @@ export const conv2d: Prim<'conv2d'> = {
       }
     return r;
   },
+  lower: (node, idx, ctx) => {
+    const [x, w] = node.inputs;
+    const [, C, H, W] = x.shape;
+    const [O, Cg, kh, kw] = w.shape;
+    const { stride, padding, dilation, groups } = node.params;
+    const [n, o, i, j] = ctx.coords(node.shape, idx);
+    const grp = groups === 1 ? '0.0' : ctx.bind(`Math.floor(${o} / ${O / groups}.0)`);
+    const acc = ctx.variable('0.0');
+    ctx.loop(Cg, (c) => {
+      const xc = ctx.bind(`(${n} * ${C}.0 + ${grp} * ${Cg}.0 + ${c}) * ${H * W}.0`);
+      const wc = ctx.bind(`(${o} * ${Cg}.0 + ${c}) * ${kh * kw}.0`);
+      ctx.loop(kh, (a) => {
+        const y = ctx.bind(`${i} * ${stride[0]}.0 + ${a} * ${dilation[0]}.0 - ${padding[0]}.0`);
+        ctx.loop(kw, (e) => {
+          const xx = ctx.bind(`${j} * ${stride[1]}.0 + ${e} * ${dilation[1]}.0 - ${padding[1]}.0`);
+          const wv = ctx.input(1, `${wc} + ${a} * ${kw}.0 + ${e}`);
+          if (padding[0] === 0 && padding[1] === 0) {
+            ctx.emit(`${acc} += ${ctx.input(0, `${xc} + ${y} * ${W}.0 + ${xx}`)} * ${wv};`);
+          } else {
+            const inside = `${y} >= 0.0 && ${y} < ${H}.0 && ${xx} >= 0.0 && ${xx} < ${W}.0`;
+            const cy = `Math.min(Math.max(${y}, 0.0), ${H - 1}.0)`;
+            const cx = `Math.min(Math.max(${xx}, 0.0), ${W - 1}.0)`;
+            ctx.emit(`${acc} += (${inside} ? ${ctx.input(0, `${xc} + ${cy} * ${W}.0 + ${cx}`)} : 0.0) * ${wv};`);
+          }
+        });
+      });
+    });
+    return acc;
+  },
   linearIn: [0, 1],
 };
 

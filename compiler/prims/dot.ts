@@ -39,5 +39,17 @@ export const dot: Prim<'dot'> = {
     }
     return o;
   },
+  lower: (node, idx, ctx) => {
+    const [a, c] = node.inputs;
+    const r = a.shape.length;
+    const [M, K, N] = [a.shape[r - 2], a.shape[r - 1], c.shape[r - 1]];
+    const o = ctx.coords(node.shape, idx);
+    const batch = ctx.flat(o.slice(0, r - 2), node.shape.slice(0, r - 2));
+    const aBase = ctx.bind(`${batch} * ${M * K}.0 + ${o[r - 2]} * ${K}.0`);
+    const cBase = ctx.bind(`${batch} * ${K * N}.0 + ${o[r - 1]}`);
+    const acc = ctx.variable('0.0');
+    ctx.loop(K, (k) => ctx.emit(`${acc} += ${ctx.input(0, `${aBase} + ${k}`)} * ${ctx.input(1, `${cBase} + ${k} * ${N}.0`)};`));
+    return acc;
+  },
   linearIn: [0, 1],
 };

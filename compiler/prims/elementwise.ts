@@ -3,6 +3,7 @@
 import * as b from '../build.ts';
 import { fail, ok, sameShape, showShape, type DType, type Node, type ShapeInfo, type ShapeResult } from '../ir.ts';
 import type { Prim } from '../prim.ts';
+import type { LowerCtx } from '../lowering.ts';
 import type { PrimName } from '../params.ts';
 
 type UnaryName = 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'reciprocal' | 'abs' | 'sign' | 'tanh';
@@ -28,6 +29,8 @@ export function unaryPrim<Op extends UnaryName>(
   f: (x: number) => number,
   /** d/dx given x, y = f(x) and the output cotangent g; null when the derivative is zero almost everywhere. */
   vjp: (x: Node, y: Node, g: Node) => Node | null,
+  /** The same function in the kernel dialect (gpu.js JavaScript subset), given the operand expression. */
+  expr: (x: string, ctx: LowerCtx) => string,
   linear = false,
 ): Prim<Op> {
   return {
@@ -35,6 +38,7 @@ export function unaryPrim<Op extends UnaryName>(
     arity: 1,
     shape: (_p, inputs) => unaryShape(inputs),
     vjp: (node, g) => [vjp(node.inputs[0], node, g)],
+    lower: (_n, idx, ctx) => expr(ctx.bind(ctx.input(0, idx)), ctx),
     interp: (_p, [x], _out, ctx) => {
       const out = ctx.alloc(x.data.length);
       for (let i = 0; i < out.length; i++) out[i] = f(x.data[i]);
@@ -48,6 +52,7 @@ export function binaryPrim<Op extends BinaryName>(
   name: Op,
   f: (a: number, c: number) => number,
   vjp: (a: Node, c: Node, y: Node, g: Node) => readonly [Node | null, Node | null],
+  expr: (a: string, c: string) => string,
   linearIn: readonly number[],
 ): Prim<Op> {
   return {
@@ -55,6 +60,7 @@ export function binaryPrim<Op extends BinaryName>(
     arity: 2,
     shape: (_p, inputs) => binaryShape(inputs),
     vjp: (node, g) => vjp(node.inputs[0], node.inputs[1], node, g),
+    lower: (_n, idx, ctx) => expr(ctx.bind(ctx.input(0, idx)), ctx.bind(ctx.input(1, idx))),
     interp: (_p, [a, c], _out, ctx) => {
       const out = ctx.alloc(a.data.length);
       for (let i = 0; i < out.length; i++) out[i] = f(a.data[i], c.data[i]);
@@ -64,12 +70,13 @@ export function binaryPrim<Op extends BinaryName>(
   };
 }
 
-export function comparePrim<Op extends CompareName>(name: Op, f: (a: number, c: number) => boolean): Prim<Op> {
+export function comparePrim<Op extends CompareName>(name: Op, f: (a: number, c: number) => boolean, operator: string): Prim<Op> {
   return {
     name,
     arity: 2,
     shape: (_p, inputs) => binaryShape(inputs, 'bool'),
     vjp: () => [null, null],
+    lower: (_n, idx, ctx) => `(${ctx.input(0, idx)} ${operator} ${ctx.input(1, idx)} ? 1.0 : 0.0)`,
     interp: (_p, [a, c], _out, ctx) => {
       const out = ctx.alloc(a.data.length);
       for (let i = 0; i < out.length; i++) out[i] = f(a.data[i], c.data[i]) ? 1 : 0;

@@ -1,2 +1,2 @@
 import { comparePrim } from './elementwise.ts';
-export const eq = comparePrim('eq', (a, c) => a === c);
+export const eq = comparePrim('eq', (a, c) => a === c, '==');

@@ -23,5 +23,10 @@ export const expand: Prim<'expand'> = {
     });
     return r;
   },
+  lower: (node, idx, ctx) => {
+    const x = node.inputs[0].shape;
+    const c = ctx.coords(node.shape, idx);
+    return ctx.input(0, ctx.flat(c.map((v, k) => (x[k] === 1 ? '0.0' : v)), x));
+  },
   linearIn: [0],
 };

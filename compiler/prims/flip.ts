@@ -21,5 +21,9 @@ export const flip: Prim<'flip'> = {
     });
     return r;
   },
+  lower: (node, idx, ctx) => {
+    const c = ctx.coords(node.shape, idx);
+    return ctx.input(0, ctx.flat(c.map((v, k) => (node.params.axes.includes(k) ? `(${node.shape[k] - 1}.0 - ${v})` : v)), node.shape));
+  },
   linearIn: [0],
 };

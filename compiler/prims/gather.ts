@@ -39,5 +39,12 @@ export const gather: Prim<'gather'> = {
     });
     return r;
   },
+  lower: (node, idx, ctx) => {
+    const a = node.params.axis;
+    const n = node.inputs[0].shape[a];
+    const c = ctx.coords(node.shape, idx);
+    const j = ctx.bind(`Math.min(Math.max(Math.floor(${ctx.input(1, idx)}), 0.0), ${n - 1}.0)`);
+    return ctx.input(0, ctx.flat(c.map((v, k) => (k === a ? j : v)), node.inputs[0].shape));
+  },
   linearIn: [0],
 };

@@ -15,5 +15,6 @@ export const iota: Prim<'iota'> = {
     });
     return r;
   },
+  lower: (node, idx, ctx) => ctx.coords(node.shape, idx)[node.params.axis],
   linearIn: [],
 };

@@ -1,2 +1,2 @@
 import { comparePrim } from './elementwise.ts';
-export const le = comparePrim('le', (a, c) => a <= c);
+export const le = comparePrim('le', (a, c) => a <= c, '<=');

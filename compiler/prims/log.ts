@@ -1,3 +1,3 @@
 import * as b from '../build.ts';
 import { unaryPrim } from './elementwise.ts';
-export const log = unaryPrim('log', Math.log, (x, _y, g) => b.div(g, x));
+export const log = unaryPrim('log', Math.log, (x, _y, g) => b.div(g, x), (x) => `Math.log(${x})`);

@@ -1,2 +1,2 @@
 import { comparePrim } from './elementwise.ts';
-export const lt = comparePrim('lt', (a, c) => a < c);
+export const lt = comparePrim('lt', (a, c) => a < c, '<');

@@ -1,2 +1,2 @@
 import { comparePrim } from './elementwise.ts';
-export const ne = comparePrim('ne', (a, c) => a !== c);
+export const ne = comparePrim('ne', (a, c) => a !== c, '!=');

@@ -1,3 +1,3 @@
 import * as b from '../build.ts';
 import { unaryPrim } from './elementwise.ts';
-export const neg = unaryPrim('neg', (x) => -x, (_x, _y, g) => b.neg(g), true);
+export const neg = unaryPrim('neg', (x) => -x, (_x, _y, g) => b.neg(g), (x) => `(-${x})`, true);

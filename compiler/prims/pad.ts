@@ -1,3 +1,4 @@
+import { lit } from '../lowering.ts';
 import * as b from '../build.ts';
 import { fail, numel, ok, stridesOf } from '../ir.ts';
 import type { Prim } from '../prim.ts';
@@ -43,6 +44,24 @@ export const pad: Prim<'pad'> = {
       r[o] = x.data[flat];
     });
     return r;
+  },
+  // Positions that fall between elements (interior) or outside the input take `value`; the input is read at a
+  // clamped index so the (always evaluated) read stays in bounds.
+  lower: (node, idx, ctx) => {
+    const { lo, interior, value } = node.params;
+    const x = node.inputs[0].shape;
+    const c = ctx.coords(node.shape, idx);
+    const conds: string[] = [];
+    const src = c.map((v, k) => {
+      if (lo[k] === 0 && interior[k] === 0 && x[k] === node.shape[k]) return v;
+      const shifted = ctx.bind(lo[k] === 0 ? v : `(${v} - (${lo[k]}.0))`);
+      const q = interior[k] === 0 ? shifted : ctx.bind(`Math.floor(${shifted} / ${interior[k] + 1}.0)`);
+      if (interior[k] > 0) conds.push(`${q} * ${interior[k] + 1}.0 == ${shifted}`);
+      conds.push(`${q} >= 0.0`, `${q} < ${x[k]}.0`);
+      return ctx.bind(`Math.min(Math.max(${q}, 0.0), ${x[k] - 1}.0)`);
+    });
+    const v = ctx.input(0, ctx.flat(src, x));
+    return conds.length === 0 ? v : `(${conds.join(' && ')} ? ${v} : ${lit(value)})`;
   },
   linearIn: [0],
 };

@@ -7,5 +7,8 @@ export const param: Prim<'param'> = {
   shape: (p) => leafShape(p.shape, p.dtype, p.name === '' ? 'parameters need a name' : undefined),
   vjp: () => [],
   interp: (p, _i, out, ctx) => ctx.lookup(p.name, out),
+  lower: (node) => {
+    throw new Error(`param '${node.params.name}' is a buffer: the scheduler binds it, it is never inlined`);
+  },
   linearIn: [],
 };

@@ -29,5 +29,11 @@ export const permute: Prim<'permute'> = {
     });
     return r;
   },
+  lower: (node, idx, ctx) => {
+    const c = ctx.coords(node.shape, idx);
+    const src = new Array<string>(c.length);
+    node.params.perm.forEach((p, k) => (src[p] = c[k]));
+    return ctx.input(0, ctx.flat(src, node.inputs[0].shape));
+  },
   linearIn: [0],
 };

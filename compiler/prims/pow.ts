@@ -6,5 +6,6 @@ export const pow = binaryPrim(
   'pow',
   Math.pow,
   (a, c, y, g) => [b.mul(g, b.mul(c, b.pow(a, b.sub(c, b.scalar(1, c))))), b.mul(g, b.mul(y, b.log(a)))],
+  (a, c) => `Math.pow(${a}, ${c})`,
   [],
 );

@@ -1,6 +1,7 @@
 // Shared rules of the axis reductions (sum and reduceMax each have their own file).
 import { fail, ok, stridesOf, type Shape, type ShapeInfo, type ShapeResult } from '../ir.ts';
 import type { Buf, Value } from '../prim.ts';
+import type { LowerCtx } from '../lowering.ts';
 import { badAxes, forEachIndex } from './checks.ts';
 
 export const reducedShape = (shape: Shape, axes: readonly number[]): number[] => shape.filter((_d, i) => !axes.includes(i));
@@ -23,4 +24,23 @@ export function reduceInterp(x: Value, axes: readonly number[], out: Buf, init: 
     out[o] = combine(out[o], x.data[flat]);
   });
   return out;
+}
+
+/** One loop over the reduced elements of output slot `idx`, folding them with `update(acc, value)`. */
+export function lowerReduce(node: { readonly shape: Shape; readonly inputs: readonly { readonly shape: Shape }[]; readonly params: { readonly axes: readonly number[] } }, idx: string, ctx: LowerCtx, init: string, update: (acc: string, v: string) => string): string {
+  const x = node.inputs[0].shape;
+  const axes = node.params.axes;
+  const kept = x.map((_d, i) => i).filter((i) => !axes.includes(i));
+  const oc = kept.length === 0 ? [] : ctx.coords(node.shape, idx);
+  const xs = stridesOf(x);
+  const base = kept.length === 0 ? '0.0' : ctx.bind(kept.map((ax, k) => `${oc[k]} * ${xs[ax]}.0`).join(' + '));
+  const rshape = axes.map((a) => x[a]);
+  const count = rshape.reduce((a, c) => a * c, 1);
+  const acc = ctx.variable(init);
+  ctx.loop(count, (r) => {
+    const rc = ctx.coords(rshape, r);
+    const off = axes.length === 0 ? '0.0' : axes.map((ax, k) => `${rc[k]} * ${xs[ax]}.0`).join(' + ');
+    ctx.emit(update(acc, ctx.input(0, `${base} + ${off}`)));
+  });
+  return acc;
 }

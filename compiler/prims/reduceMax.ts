@@ -1,3 +1,6 @@
+import { lowerReduce } from './reduce.ts';
+import { lit } from '../lowering.ts';
+import { NEG_SENTINEL } from './pool2d.ts';
 import * as b from '../build.ts';
 import { numel } from '../ir.ts';
 import type { Prim } from '../prim.ts';
@@ -15,5 +18,6 @@ export const reduceMax: Prim<'reduceMax'> = {
     return [b.div(b.mul(b.unreduce(g, axes, x.shape), isMax), count)];
   },
   interp: (p, [x], out, ctx) => reduceInterp(x, p.axes, ctx.alloc(numel(out.shape)), -Infinity, (a, v) => (v > a ? v : a)),
+  lower: (node, idx, ctx) => lowerReduce(node, idx, ctx, lit(NEG_SENTINEL), (acc, v) => `${acc} = Math.max(${acc}, ${v});`),
   linearIn: [],
 };

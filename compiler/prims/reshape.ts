@@ -17,5 +17,7 @@ export const reshape: Prim<'reshape'> = {
     out.set(x.data);
     return out;
   },
+  // Row-major reshape keeps the flat index.
+  lower: (_n, idx, ctx) => ctx.input(0, idx),
   linearIn: [0],
 };

@@ -34,5 +34,10 @@ export const slice: Prim<'slice'> = {
     });
     return r;
   },
+  lower: (node, idx, ctx) => {
+    const { start, step } = node.params;
+    const c = ctx.coords(node.shape, idx).map((v, k) => (step[k] === 1 ? (start[k] === 0 ? v : `(${v} + ${start[k]}.0)`) : `(${v} * ${step[k]}.0 + ${start[k]}.0)`));
+    return ctx.input(0, ctx.flat(c, node.inputs[0].shape));
+  },
   linearIn: [0],
 };

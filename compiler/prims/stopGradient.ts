@@ -11,5 +11,6 @@ export const stopGradient: Prim<'stopGradient'> = {
     out.set(x.data);
     return out;
   },
+  lower: (_n, idx, ctx) => ctx.input(0, idx),
   linearIn: [],
 };

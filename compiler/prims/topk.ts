@@ -34,5 +34,26 @@ export const topk: Prim<'topk'> = {
     });
     return r;
   },
+  // Rank counting (no sort): rank_i = #{j better than i, ties to the lower index}; the answer for output slot q
+  // is the i whose rank is q. O(n²) per output, fine for the cell counts it serves (n ≤ a few hundred).
+  lower: (node, idx, ctx) => {
+    const { axis, largest } = node.params;
+    const x = node.inputs[0].shape;
+    const n = x[axis];
+    const c = ctx.coords(node.shape, idx);
+    const at = (v: string) => ctx.flat(c.map((u, k) => (k === axis ? v : u)), x);
+    const better = largest ? '>' : '<';
+    const found = ctx.variable('0.0');
+    ctx.loop(n, (i) => {
+      const xi = ctx.bind(ctx.input(0, at(i)));
+      const rank = ctx.variable('0.0');
+      ctx.loop(n, (j) => {
+        const xj = ctx.bind(ctx.input(0, at(j)));
+        ctx.emit(`${rank} += (${xj} ${better} ${xi} || (${xj} == ${xi} && ${j} < ${i}) ? 1.0 : 0.0);`);
+      });
+      ctx.emit(`${found} += (${rank} == ${c[axis]} ? ${i} : 0.0);`);
+    });
+    return found;
+  },
   linearIn: [],
 };

@@ -21,5 +21,6 @@ export const where: Prim<'where'> = {
     for (let i = 0; i < out.length; i++) out[i] = c.data[i] !== 0 ? x.data[i] : y.data[i];
     return out;
   },
+  lower: (_n, idx, ctx) => `(${ctx.input(0, idx)} != 0.0 ? ${ctx.input(1, idx)} : ${ctx.input(2, idx)})`,
   linearIn: [1, 2],
 };

@@ -1,0 +1,120 @@
+// Kernel source emission in the gpu.js JavaScript dialect. One kernel per KernelPlan: thread x computes the
+// root node at flat index x; inlined nodes are emitted through their primitive's `lower` rule; buffers are
+// read as `aK[index]`. Loops have literal bounds; all arithmetic is in floats (indices exact below 2^24).
+import { stridesOf, type Node, type Shape } from './ir.ts';
+import type { LowerCtx } from './lowering.ts';
+import type { PrimName } from './params.ts';
+import { registry } from './registry.ts';
+import type { KernelPlan } from './schedule.ts';
+
+type LowerRule = (node: Node, idx: string, ctx: LowerCtx) => string;
+
+const isSimple = (e: string): boolean => /^[A-Za-z_][\w]*$/.test(e) || /^\(?-?[\d.]+(e[+-]?\d+)?\)?$/.test(e);
+
+class KernelWriter {
+  private readonly scopes: string[][] = [[]];
+  private readonly memos: Map<string, string>[] = [new Map()];
+  private counter = 0;
+  private readonly argOf: Map<number, string>;
+
+  constructor(args: readonly Node[]) {
+    this.argOf = new Map(args.map((a, k) => [a.id, `a${k}`]));
+  }
+
+  private fresh(prefix: string): string {
+    return `${prefix}${this.counter++}`;
+  }
+  emit(stmt: string): void {
+    this.scopes[this.scopes.length - 1].push(stmt);
+  }
+  private memoGet(key: string): string | undefined {
+    for (let s = this.memos.length - 1; s >= 0; s--) {
+      const v = this.memos[s].get(key);
+      if (v !== undefined) return v;
+    }
+    return undefined;
+  }
+  private memoSet(key: string, v: string): void {
+    this.memos[this.memos.length - 1].set(key, v);
+  }
+  bind(expr: string): string {
+    if (isSimple(expr)) return expr;
+    const hit = this.memoGet(`=${expr}`);
+    if (hit !== undefined) return hit;
+    const name = this.fresh('t');
+    this.emit(`const ${name} = ${expr};`);
+    this.memoSet(`=${expr}`, name);
+    return name;
+  }
+  variable(init: string): string {
+    const name = this.fresh('v');
+    this.emit(`let ${name} = ${init};`);
+    return name;
+  }
+  loop(count: number, body: (v: string) => void): void {
+    const v = this.fresh('r');
+    this.scopes.push([]);
+    this.memos.push(new Map());
+    body(v);
+    const lines = this.scopes.pop() as string[];
+    this.memos.pop();
+    this.emit(`for (let ${v} = 0; ${v} < ${count}; ${v}++) {\n${lines.map((l) => `  ${l}`).join('\n')}\n}`);
+  }
+  coords(shape: Shape, rawIdx: string): string[] {
+    // Bind first: callers pass compound index expressions, and `/` and `%` bind tighter than `+`.
+    const idx = this.bind(rawIdx);
+    const key = `c${JSON.stringify(shape)}@${idx}`;
+    const hit = this.memoGet(key);
+    if (hit !== undefined) return hit.split('|');
+    const st = stridesOf(shape);
+    const cs = shape.map((d, k) => {
+      if (d === 1) return '0.0';
+      const q = st[k] === 1 ? idx : `Math.floor(${idx} / ${st[k]}.0)`;
+      return this.bind(k === 0 ? q : `${q} % ${d}.0`);
+    });
+    this.memoSet(key, cs.join('|'));
+    return cs;
+  }
+  flat(coords: readonly string[], shape: Shape): string {
+    const st = stridesOf(shape);
+    const terms = coords.flatMap((c, k) => (c === '0.0' || shape[k] === 1 ? [] : [st[k] === 1 ? c : `${c} * ${st[k]}.0`]));
+    return terms.length === 0 ? '0.0' : this.bind(terms.join(' + '));
+  }
+
+  /** The value of `n` at flat index `idx`: a buffer read or the inlined computation (memoized per scope). */
+  value(n: Node, idx: string): string {
+    const arg = this.argOf.get(n.id);
+    if (arg !== undefined) return this.bind(`${arg}[${idx}]`);
+    const key = `${n.id}@${idx}`;
+    const hit = this.memoGet(key);
+    if (hit !== undefined) return hit;
+    const v = this.bind(this.lowerNode(n, idx));
+    this.memoSet(key, v);
+    return v;
+  }
+
+  lowerNode(n: Node, idx: string): string {
+    const ctx: LowerCtx = {
+      input: (k, i) => this.value(n.inputs[k], i),
+      bind: (e) => this.bind(e),
+      variable: (e) => this.variable(e),
+      emit: (s) => this.emit(s),
+      loop: (c, b) => this.loop(c, b),
+      coords: (s, i) => this.coords(s, i),
+      flat: (c, s) => this.flat(c, s),
+    };
+    return (registry[n.op as PrimName].lower as LowerRule)(n, idx, ctx);
+  }
+
+  body(): string {
+    return this.scopes[0].map((l) => `  ${l}`).join('\n');
+  }
+}
+
+/** The gpu.js source of one kernel: `function (a0, …) { … return value; }` over a flat 1-D output. */
+export function kernelSource(plan: KernelPlan): string {
+  const w = new KernelWriter(plan.args);
+  w.emit('const i = this.thread.x;');
+  const result = w.lowerNode(plan.root, 'i');
+  return `function (${plan.args.map((_a, k) => `a${k}`).join(', ')}) {\n${w.body()}\n  return ${result};\n}`;
+}

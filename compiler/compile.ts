@@ -1,0 +1,204 @@
+// The public compiler API, in the JAX spirit: `plan` is the pure part (graph → kernels + memory plan),
+// `compile` builds the kernels on a device and returns an Executable whose inputs and outputs stay on
+// the device; only what the caller reads comes back.
+import * as E from 'fp-ts/lib/Either.js';
+import { kernelSource } from './codegen.ts';
+import { stopGradient } from './build.ts';
+import { makeGraph, numel, showShape, type Graph, type Node } from './ir.ts';
+import { planMemory, type MemoryPlan } from './memplan.ts';
+import { optimize } from './passes/index.ts';
+import { chooseBackend } from './runtime/backend.ts';
+import { Device, DeviceHandle, type DeviceKernel } from './runtime/device.ts';
+import { formatDeviceError, type BackendName, type DeviceError } from './runtime/errors.ts';
+import { schedule, type KernelPlan } from './schedule.ts';
+import { formatShapeErrors, typecheck } from './typecheck.ts';
+
+export interface ProgramPlan {
+  readonly graph: Graph;
+  readonly kernels: readonly KernelPlan[];
+  readonly sources: readonly string[];
+  readonly memory: MemoryPlan;
+  /** Caller-bound leaves (params and inputs), by name. */
+  readonly bindings: ReadonlyMap<string, Node>;
+}
+
+/** Typecheck, optimize, fuse, schedule, generate sources and plan memory. Pure. */
+export function plan(graph: Graph, limits: { maxBufferBytes: number } = { maxBufferBytes: 2 ** 31 }): E.Either<string, ProgramPlan> {
+  const checked = typecheck(graph);
+  if (E.isLeft(checked)) return E.left(`the graph does not typecheck:\n${formatShapeErrors(checked.left)}`);
+  // An output that is (or simplifies to) a bound leaf gets its own copy, so the caller never receives its own
+  // buffer back. Outputs that are the same node share one handle.
+  const optimized = optimize(graph);
+  const g = makeGraph(Object.fromEntries(Object.entries(optimized.outputs).map(([k, n]) => [k, n.op === 'param' || n.op === 'input' ? stopGradient(n) : n])));
+  const { kernels } = schedule(g);
+  const memory = planMemory(g, kernels, limits);
+  if (E.isLeft(memory)) return memory;
+  const bindings = new Map<string, Node>();
+  for (const n of g.nodes) {
+    if (n.op !== 'param' && n.op !== 'input') continue;
+    const name = (n.params as { name: string }).name;
+    const prev = bindings.get(name);
+    if (prev !== undefined && prev !== n) return E.left(`two different leaves are named '${name}' (${showShape(prev.shape)} and ${showShape(n.shape)})`);
+    bindings.set(name, n);
+  }
+  return E.right({ graph: g, kernels, sources: kernels.map(kernelSource), memory: memory.right, bindings });
+}
+
+export interface CompileOptions {
+  readonly backend?: BackendName | 'auto';
+  /** Progress of the warm-up (one call per kernel built), e.g. for a progress line. */
+  readonly onProgress?: (done: number, total: number) => void;
+  /** Print the backend choice and why others were skipped (default: silent). */
+  readonly log?: (line: string) => void;
+}
+
+export type RunInputs = Readonly<Record<string, DeviceHandle | Float32Array>>;
+
+export interface Executable {
+  readonly backend: BackendName;
+  readonly device: Device;
+  readonly plan: ProgramPlan;
+  /** Distinct gpu.js kernels built (structurally identical kernels share one). */
+  readonly builtKernels: number;
+  /** Run once. Host arrays are uploaded (and freed after the run); device handles are used in place. Outputs stay on the device. */
+  run(inputs: RunInputs): Promise<E.Either<string, Record<string, DeviceHandle>>>;
+  upload(name: string, data: Float32Array): Promise<E.Either<string, DeviceHandle>>;
+  read(handle: DeviceHandle): Promise<E.Either<string, Float32Array>>;
+  dispose(): Promise<void>;
+}
+
+const devErr = (e: DeviceError): string => formatDeviceError(e);
+
+/** Compile a graph for a backend ('auto' picks the best available). Kernels are built during a warm-up. */
+export async function compile(graph: Graph, options: CompileOptions = {}): Promise<E.Either<string, Executable>> {
+  const choice = await chooseBackend(options.backend ?? 'auto');
+  if (E.isLeft(choice)) return E.left(devErr(choice.left));
+  for (const line of choice.right.explanation) options.log?.(line);
+  const opened = await Device.open(choice.right.backend);
+  if (E.isLeft(opened)) return E.left(devErr(opened.left));
+  const device = opened.right;
+  const planned = plan(graph, device.limits());
+  if (E.isLeft(planned)) {
+    await device.dispose();
+    return planned;
+  }
+  const p = planned.right;
+  const kernels: DeviceKernel[] = [];
+  for (let k = 0; k < p.kernels.length; k++) {
+    const kp = p.kernels[k];
+    const built = device.buildKernel({
+      name: `${kp.root.layer === '' ? '' : `${kp.root.layer}/`}${kp.root.op}#${k}`,
+      source: p.sources[k],
+      output: [numel(kp.root.shape)],
+      argumentTypes: Object.fromEntries(kp.args.map((_a, j) => [`a${j}`, 'Array' as const])),
+      returnType: 'Number',
+    });
+    if (E.isLeft(built)) {
+      await device.dispose();
+      return E.left(devErr(built.left));
+    }
+    kernels.push(built.right);
+  }
+  const exe = makeExecutable(device, p, kernels);
+  // Warm-up: gpu.js translates and compiles lazily, on a kernel's first launch; run each once on zeros.
+  const warm = await warmUp(exe, kernels, options.onProgress);
+  if (E.isLeft(warm)) {
+    await device.dispose();
+    return warm;
+  }
+  return E.right(exe);
+}
+
+async function warmUp(exe: Executable, kernels: readonly DeviceKernel[], onProgress?: (done: number, total: number) => void): Promise<E.Either<string, void>> {
+  const seen = new Set<unknown>();
+  const todo = kernels.filter((k) => (seen.has(k.compiled) ? false : (seen.add(k.compiled), true)));
+  let done = 0;
+  for (const k of todo) {
+    const plan = exe.plan.kernels[kernels.indexOf(k)];
+    const args: DeviceHandle[] = [];
+    for (const a of plan.args) {
+      const h = await exe.device.upload(new Float32Array(numel(a.shape)), [numel(a.shape)]);
+      if (E.isLeft(h)) return E.left(devErr(h.left));
+      args.push(h.right);
+    }
+    const out = await exe.device.launch(k, args);
+    for (const h of args) exe.device.free(h);
+    if (E.isLeft(out)) return E.left(`${devErr(out.left)}\n--- kernel source ---\n${k.spec.source}`);
+    exe.device.free(out.right);
+    onProgress?.(++done, todo.length);
+  }
+  return E.right(undefined);
+}
+
+function makeExecutable(device: Device, p: ProgramPlan, kernels: readonly DeviceKernel[]): Executable {
+  const upload = async (name: string, data: Float32Array): Promise<E.Either<string, DeviceHandle>> => {
+    const leaf = p.bindings.get(name);
+    if (leaf !== undefined && data.length !== numel(leaf.shape))
+      return E.left(`'${name}' has ${data.length} elements, the program expects ${showShape(leaf.shape)} = ${numel(leaf.shape)}`);
+    const h = await device.upload(data, [data.length]);
+    return E.isLeft(h) ? E.left(devErr(h.left)) : h;
+  };
+  const leafIds = new Set([...p.bindings.values()].map((l) => l.id));
+  return {
+    backend: device.backend,
+    device,
+    plan: p,
+    builtKernels: new Set(kernels.map((k) => k.compiled)).size,
+    upload,
+    read: async (h) => {
+      const r = await device.read(h);
+      return E.isLeft(r) ? E.left(devErr(r.left)) : r;
+    },
+    dispose: () => device.dispose(),
+    run: async (inputs) => {
+      const buffers = new Map<number, DeviceHandle>();
+      const uploaded: DeviceHandle[] = [];
+      const cleanup = () => {
+        for (const h of uploaded) device.free(h);
+      };
+      for (const [name, leaf] of p.bindings) {
+        const v = inputs[name];
+        if (v === undefined) {
+          cleanup();
+          return E.left(`no value bound for '${name}' ${showShape(leaf.shape)}`);
+        }
+        if (v instanceof DeviceHandle) {
+          if (v.byteLength !== numel(leaf.shape) * 4) {
+            cleanup();
+            return E.left(`'${name}' is bound to a device buffer of ${v.byteLength / 4} elements, the program expects ${showShape(leaf.shape)}`);
+          }
+          buffers.set(leaf.id, v);
+        } else {
+          const h = await upload(name, v);
+          if (E.isLeft(h)) {
+            cleanup();
+            return h;
+          }
+          uploaded.push(h.right);
+          buffers.set(leaf.id, h.right);
+        }
+      }
+      for (const step of p.memory.steps) {
+        if (step.kind === 'free') {
+          const h = buffers.get(step.node);
+          if (h !== undefined) device.free(h);
+          buffers.delete(step.node);
+          continue;
+        }
+        const kp = p.kernels[step.kernel];
+        const out = await device.launch(kernels[step.kernel], kp.args.map((a) => buffers.get(a.id) as DeviceHandle));
+        if (E.isLeft(out)) {
+          // Free what this run produced so far; the caller's buffers stay untouched.
+          for (const [id, h] of buffers) if (!leafIds.has(id)) device.free(h);
+          cleanup();
+          return E.left(devErr(out.left));
+        }
+        buffers.set(kp.root.id, out.right);
+      }
+      const result: Record<string, DeviceHandle> = {};
+      for (const [name, node] of Object.entries(p.graph.outputs)) result[name] = buffers.get(node.id) as DeviceHandle;
+      cleanup();
+      return E.right(result);
+    },
+  };
+}

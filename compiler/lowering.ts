@@ -1,0 +1,28 @@
+// The lowering interface every primitive implements: given its node and a flat output index (a source
+// expression), emit gpu.js-dialect statements and return the expression of the node's value there.
+// Values and indices are floats in generated code (exact below 2^24, checked by the memory plan).
+import type { Shape } from './ir.ts';
+
+export interface LowerCtx {
+  /** Expression of the node's k-th input evaluated at flat index `idx` (inlined or read from a buffer). */
+  input(k: number, idx: string): string;
+  /** Bind `expr` to a fresh constant in the current scope and return its name. */
+  bind(expr: string): string;
+  /** Declare a mutable variable initialised to `init`; returns its name. */
+  variable(init: string): string;
+  /** Emit a raw statement in the current scope. */
+  emit(stmt: string): void;
+  /** `for (let v = 0; v < count; v++) { body }` with a literal bound; `body` emits into the loop scope. */
+  loop(count: number, body: (v: string) => void): void;
+  /** Row-major coordinates of flat index `idx` in `shape` (one bound name per axis). */
+  coords(shape: Shape, idx: string): string[];
+  /** Row-major flat index of `coords` in `shape`. */
+  flat(coords: readonly string[], shape: Shape): string;
+}
+
+/** A float literal gpu.js types as a float on every backend (always has a '.' or an exponent). */
+export function lit(v: number): string {
+  if (!Number.isFinite(v)) throw new Error(`lit: non-finite literal ${v} (GPU paths use finite sentinels)`);
+  const s = String(v);
+  return /[.e]/.test(s) ? (v < 0 ? `(${s})` : s) : v < 0 ? `(${s}.0)` : `${s}.0`;
+}

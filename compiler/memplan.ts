@@ -1,0 +1,61 @@
+// The memory plan: liveness over the kernel schedule. Every kernel output is allocated at its launch and
+// freed right after its last reader (graph outputs are handed to the caller instead). Peak bytes are known
+// before anything runs, and tensors that no backend could hold fail here, naming the tensor.
+import * as E from 'fp-ts/lib/Either.js';
+import { numel, showShape, type Graph, type Node } from './ir.ts';
+import { bufferBytes, type KernelPlan } from './schedule.ts';
+
+export type Step = { readonly kind: 'launch'; readonly kernel: number } | { readonly kind: 'free'; readonly node: number };
+
+export interface MemoryPlan {
+  readonly steps: readonly Step[];
+  /** Largest total of live buffers (caller-bound inputs included) at any point of the schedule. */
+  readonly peakBytes: number;
+  /** What the program would need if no buffer were ever freed. */
+  readonly noReuseBytes: number;
+  /** Bytes of the caller's inputs (params, state, data) that are live throughout. */
+  readonly inputBytes: number;
+}
+
+/** Float indices in generated kernels are exact only below 2^24 elements per tensor. */
+export const MAX_TENSOR_ELEMENTS = 2 ** 24;
+
+export const describeTensor = (n: Node): string =>
+  `${n.op === 'param' || n.op === 'input' ? `${n.op} '${(n.params as { name: string }).name}'` : `${n.layer === '' ? '<top>' : n.layer}: ${n.op}`} ${showShape(n.shape)}`;
+
+export function planMemory(graph: Graph, kernels: readonly KernelPlan[], limits: { maxBufferBytes: number }): E.Either<string, MemoryPlan> {
+  const bufferInputs = graph.nodes.filter((n) => n.op === 'param' || n.op === 'input');
+  const tooBig = [...bufferInputs, ...kernels.map((k) => k.root)].filter((n) => numel(n.shape) >= MAX_TENSOR_ELEMENTS || bufferBytes(n) > limits.maxBufferBytes);
+  if (tooBig.length > 0) {
+    return E.left(
+      `memory plan: ${tooBig.length} tensor(s) exceed the device limits (${MAX_TENSOR_ELEMENTS} elements for exact indices, ` +
+        `${limits.maxBufferBytes} bytes per buffer):\n${tooBig.map((n) => `  ${describeTensor(n)} = ${numel(n.shape)} elements, ${bufferBytes(n)} bytes`).join('\n')}`,
+    );
+  }
+  const outputs = new Set(Object.values(graph.outputs).map((n) => n.id));
+  const lastRead = new Map<number, number>();
+  kernels.forEach((k, pos) => k.args.forEach((a) => lastRead.set(a.id, pos)));
+  const produced = new Set(kernels.map((k) => k.root.id));
+  const inputBytes = bufferInputs.reduce((s, n) => s + bufferBytes(n), 0);
+  const steps: Step[] = [];
+  let live = inputBytes;
+  let peak = live;
+  kernels.forEach((k, pos) => {
+    steps.push({ kind: 'launch', kernel: pos });
+    live += bufferBytes(k.root);
+    peak = Math.max(peak, live);
+    for (const a of k.args) {
+      if (lastRead.get(a.id) === pos && produced.has(a.id) && !outputs.has(a.id)) {
+        steps.push({ kind: 'free', node: a.id });
+        live -= bufferBytes(a);
+      }
+    }
+    // A kernel output nobody reads (and that is not an output) is freed at once.
+    if (!lastRead.has(k.root.id) && !outputs.has(k.root.id)) {
+      steps.push({ kind: 'free', node: k.root.id });
+      live -= bufferBytes(k.root);
+    }
+  });
+  const noReuseBytes = inputBytes + kernels.reduce((s, k) => s + bufferBytes(k.root), 0);
+  return E.right({ steps, peakBytes: peak, noReuseBytes, inputBytes });
+}

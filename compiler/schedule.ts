@@ -1,0 +1,116 @@
+// Fusion and scheduling: decide which nodes become buffers ("materialized"); every other node is inlined
+// into the kernel of the buffer that consumes it, as index arithmetic (movement ops) or recomputed
+// arithmetic (elementwise ops). The result is a linear schedule of kernels, one per materialized node.
+import { isLeaf, numel, type Graph, type Node } from './ir.ts';
+
+/** Ops that own loops; they always get their own kernel. */
+const HEAVY = new Set(['sum', 'reduceMax', 'dot', 'conv2d', 'pool2d', 'topk']);
+/** Ops that only move data: inlining them is pure index arithmetic and never duplicates arithmetic. */
+const MOVEMENT = new Set(['reshape', 'permute', 'expand', 'pad', 'slice', 'flip', 'stopGradient']);
+/** Heavy ops that read each input element many times: only index arithmetic may be inlined into them. */
+const REREADS = new Set(['dot', 'conv2d', 'pool2d', 'topk']);
+
+export const MAX_KERNEL_INPUTS = 6;
+
+export interface KernelPlan {
+  /** The node this kernel computes (one value per thread, flat row-major index). */
+  readonly root: Node;
+  /** Buffers the kernel reads, in argument order (a0, a1, …). */
+  readonly args: readonly Node[];
+  /** Non-buffer nodes computed inside this kernel. */
+  readonly inlined: readonly Node[];
+}
+
+export interface Schedule {
+  readonly kernels: readonly KernelPlan[];
+  /** Every node that lives in a buffer: leaves bound by the caller plus kernel outputs. */
+  readonly materialized: ReadonlySet<number>;
+}
+
+/** Whether `n` is free to recompute: constants, iota, and movement chains down to buffers or constants. */
+function isIndexOnly(n: Node, buffers: ReadonlySet<number>): boolean {
+  if (buffers.has(n.id) || n.op === 'const' || n.op === 'iota') return true;
+  if (n.op === 'concat') return false;
+  return MOVEMENT.has(n.op) && isIndexOnly(n.inputs[0], buffers);
+}
+
+export function schedule(graph: Graph): Schedule {
+  const consumers = new Map<number, number>();
+  for (const n of graph.nodes) for (const i of n.inputs) consumers.set(i.id, (consumers.get(i.id) ?? 0) + 1);
+  const outputs = new Set(Object.values(graph.outputs).map((n) => n.id));
+  const mat = new Set<number>();
+  // Leaves that hold data are buffers; so are outputs and loop-owning ops.
+  for (const n of graph.nodes) {
+    if (n.op === 'param' || n.op === 'input' || outputs.has(n.id) || HEAVY.has(n.op)) mat.add(n.id);
+  }
+  // In topological order: a shared node is materialized unless recomputing it is only index arithmetic;
+  // an operand that a heavy op re-reads is materialized unless it is index arithmetic.
+  for (const n of graph.nodes) {
+    if (mat.has(n.id) || n.op === 'const' || n.op === 'iota') continue;
+    if ((consumers.get(n.id) ?? 0) > 1 && !isIndexOnly(n, mat)) mat.add(n.id);
+  }
+  for (const n of graph.nodes) {
+    if (!REREADS.has(n.op) && !(n.op === 'gather')) continue;
+    const reread = n.op === 'gather' ? [n.inputs[0]] : n.inputs;
+    for (const i of reread) if (!isIndexOnly(i, mat)) mat.add(i.id);
+  }
+  // Respect the per-kernel input limit by materializing inlined subtrees that read many buffers.
+  let kernels = buildPlans(graph, mat);
+  for (let guard = 0; guard < graph.nodes.length; guard++) {
+    const over = kernels.find((k) => k.args.length > MAX_KERNEL_INPUTS);
+    if (over === undefined) break;
+    const best = over.inlined
+      .filter((n) => !isIndexOnly(n, mat))
+      .map((n) => ({ n, reads: buffersRead(n, mat).size }))
+      .filter((c) => c.reads < over.args.length)
+      .sort((a, c) => c.reads - a.reads)[0];
+    if (best === undefined) break;
+    mat.add(best.n.id);
+    kernels = buildPlans(graph, mat);
+  }
+  return { kernels, materialized: mat };
+}
+
+function buffersRead(root: Node, mat: ReadonlySet<number>): Set<number> {
+  const seen = new Set<number>();
+  const out = new Set<number>();
+  const visit = (n: Node) => {
+    for (const i of n.inputs) {
+      if (seen.has(i.id)) continue;
+      seen.add(i.id);
+      if (mat.has(i.id)) out.add(i.id);
+      else visit(i);
+    }
+  };
+  visit(root);
+  return out;
+}
+
+function buildPlans(graph: Graph, mat: ReadonlySet<number>): KernelPlan[] {
+  const plans: KernelPlan[] = [];
+  for (const root of graph.nodes) {
+    if (!mat.has(root.id) || root.op === 'param' || root.op === 'input') continue;
+    const args: Node[] = [];
+    const inlined: Node[] = [];
+    const seen = new Set<number>();
+    const visit = (n: Node) => {
+      for (const i of n.inputs) {
+        if (seen.has(i.id)) continue;
+        seen.add(i.id);
+        if (mat.has(i.id)) args.push(i);
+        else {
+          inlined.push(i);
+          visit(i);
+        }
+      }
+    };
+    visit(root);
+    plans.push({ root, args: args.sort((a, c) => a.id - c.id), inlined });
+  }
+  return plans;
+}
+
+/** Bytes of a buffer holding `n` (every dtype is stored as f32 on the device). */
+export const bufferBytes = (n: Node): number => numel(n.shape) * 4;
+
+export const isBufferLeaf = (n: Node): boolean => isLeaf(n) && (n.op === 'param' || n.op === 'input');
