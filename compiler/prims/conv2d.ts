@@ -123,7 +123,25 @@ function weightGrad(node: Node<'conv2d'>, g: Node): Node {
   const [Hp, Wp] = [H + 2 * padding[0], W + 2 * padding[1]];
   const xt = b.reshape(b.permute(b.reshape(xp, [N, groups, C / groups, Hp, Wp]), [2, 1, 0, 3, 4]), [Ci, groups * N, Hp, Wp]);
   const gt = b.reshape(b.permute(b.reshape(g, [N, groups, Co, Ho, Wo]), [1, 2, 0, 3, 4]), [O, N, Ho, Wo]);
-  const full = b.conv2d(xt, gt, { stride: dilation, dilation: stride, groups });
-  const cropped = full.shape[2] === kh && full.shape[3] === kw ? full : b.slice(full, [0, 0, 0, 0], [Ci, O, kh, kw]);
+  // Two-level reduction over the batch: each output sums N·Ho·Wo products, too long a loop for one thread on a
+  // GPU when N·Ho·Wo is large. Split the batch into P groups of convolutions (extra conv groups), then sum the
+  // P partial weight gradients; P divides N so no padding is needed.
+  const P = batchSplit(N, N * Ho * Wo);
+  const n = N / P;
+  const xs = P === 1 ? xt : b.reshape(xt, [Ci, groups * N, Hp, Wp]);
+  const gs = P === 1 ? gt : b.reshape(b.permute(b.reshape(gt, [groups, Co, P, n, Ho, Wo]), [0, 2, 1, 3, 4, 5]), [groups * P * Co, n, Ho, Wo]);
+  const full = b.conv2d(xs, gs, { stride: dilation, dilation: stride, groups: groups * P });
+  const [fh, fw] = [full.shape[2], full.shape[3]];
+  const summed = P === 1 ? full : b.reshape(b.sum(b.reshape(full, [Ci, groups, P, Co, fh, fw]), [2]), [Ci, O, fh, fw]);
+  const cropped = fh === kh && fw === kw ? summed : b.slice(summed, [0, 0, 0, 0], [Ci, O, kh, kw]);
   return b.permute(cropped, [1, 0, 2, 3]);
+}
+
+/** Loops of at most this many products per weight-gradient thread before the batch is split. */
+export const WEIGHT_GRAD_MAX_LOOP = 4096;
+
+/** The smallest divisor P of N that brings the per-thread loop (length/P) under WEIGHT_GRAD_MAX_LOOP, or N. */
+export function batchSplit(N: number, length: number): number {
+  for (let P = 1; P <= N; P++) if (N % P === 0 && length / P <= WEIGHT_GRAD_MAX_LOOP) return P;
+  return N;
 }
