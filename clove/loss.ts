@@ -79,7 +79,7 @@ function checkShapes(C: Tensor<3>, F: Tensor<3>, mask: Tensor<3>, k: number): vo
  * may point at excluded cells and must not be used.
  */
 export function hardNegatives(cos: Tensor<3>, excluded: Tensor<3>, k: number): HardNegatives {
-  const [n, lq, lk] = cos.shape;
+  const [n, lq] = cos.shape;
   const candidates = T.where(T.gt(excluded, 0.5), EXCLUDED_SIMILARITY, cos);
   const ranked = T.topkIndices(T.stopGradient(candidates), k, -1, true);
   const indices = T.slice(ranked, [[0, n], [0, lq], [1, k]]);

@@ -6,9 +6,8 @@ import * as T from '../../dsl/tensor.ts';
 import type { Tensor } from '../../dsl/tensor.ts';
 import { batchNorm, relu } from '../../dsl/nn.ts';
 import { unflatten, type ParamTree } from '../../dsl/tree.ts';
-import { withScope } from '../../compiler/ir.ts';
+import { withScope, type Shape } from '../../compiler/ir.ts';
 import { windowOut } from '../../compiler/prims/conv2d.ts';
-import type { Shape } from '../../compiler/ir.ts';
 import type { Rng } from '../data/rng.ts';
 import {
   filled, hostTree, ranked, resnetConvInit, subtreeAt, tensorAt, unflattenShapes,
