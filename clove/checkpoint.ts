@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import * as t from 'io-ts';
 import * as E from 'fp-ts/lib/Either.js';
 import { configCodec, describeErrors, describeValue, integerCodec, oneOfCodec, strictObject, type Config } from './config.ts';
-import { encodeSafetensors, readSafetensorsFile } from './safetensors.ts';
+import { decodeSafetensors, encodeSafetensors } from './safetensors.ts';
 import {
   isTemporaryName,
   removeDirAtomic,
@@ -330,8 +330,8 @@ export function loadCheckpoint(target: string): E.Either<string, LoadedCheckpoin
   if (digest !== manifest.stateSha256) {
     return E.left(`${stateFile} is corrupt: its sha256 is ${digest} but the manifest recorded ${manifest.stateSha256}`);
   }
-  const content = readSafetensorsFile(stateFile);
-  if (E.isLeft(content)) return content;
+  const content = decodeSafetensors(bytes);
+  if (E.isLeft(content)) return E.left(`${stateFile}: ${content.left}`);
   const stored = content.right.tensors;
   const tensors: Record<string, CheckpointTensor> = {};
   for (const entry of manifest.tensors) {
