@@ -367,7 +367,9 @@ const r18x96: Config = {
     projector: { hidden: 2048, out: 256 },
     predictor: nmhsa(8),
   },
-  loss: officialLoss,
+  // A 3×3 teacher grid has 9 cells, fewer than the official k = 10 (which would zero every image's loss); each
+  // row also loses its 1–2 matched cells, so k = 5 keeps 4 hard negatives per row.
+  loss: { ...officialLoss, k: 5 },
   optim: { ...larsDefaults, warmupSteps: 2000, steps: 40_000, batchSize: 256 },
   ema: { base: 0.99 },
   run: { outDir: 'runs/r18-96', backend: 'auto', logEvery: 50, metricsEvery: 200, checkpointEvery: 2000, picturesEvery: 1000 },
