@@ -14,7 +14,7 @@ export const isBackendName = (value: string): value is BackendName =>
   (BACKEND_ORDER as ReadonlyArray<string>).includes(value);
 
 export type BackendProbe =
-  | { readonly backend: BackendName; readonly available: true; readonly detail: string }
+  | { readonly backend: BackendName; readonly available: true; readonly detail: string; readonly software?: boolean }
   | { readonly backend: BackendName; readonly available: false; readonly reason: string };
 
 const firstLine = (text: string): string => text.split('\n')[0] ?? text;
@@ -39,6 +39,8 @@ async function probeWebGpu(): Promise<BackendProbe> {
     backend: 'webgpu',
     available: true,
     detail: `webgpu: adapter ${name === '' ? '(no adapter info)' : name}; maxStorageBufferBindingSize ${adapter.limits.maxStorageBufferBindingSize} B`,
+    // A CPU-emulated adapter (Mesa lavapipe/llvmpipe, SwiftShader) is correct but slower than webasm.
+    software: /llvmpipe|lavapipe|swiftshader|software/i.test(name),
   };
 }
 
@@ -112,6 +114,10 @@ export function decideBackend(
   const skipped: string[] = [];
   for (const backend of BACKEND_ORDER) {
     const probe = probeOf(backend);
+    if (probe.available && probe.software === true && backend !== 'cpu') {
+      skipped.push(`${probe.detail} — a software (CPU-emulated) adapter, slower than webasm; --backend ${backend} forces it`);
+      continue;
+    }
     if (probe.available) {
       const after = BACKEND_ORDER.slice(BACKEND_ORDER.indexOf(backend) + 1).map((rest) => `${rest}: not needed (${backend} ranks higher)`);
       return E.right({ backend, explanation: [`using ${backend} (best available): ${probe.detail}`, ...skipped.map((line) => `skipped ${line}`), ...after] });

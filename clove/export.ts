@@ -1,0 +1,43 @@
+// `clove export`: the student backbone as safetensors with torchvision ResNet parameter names, so torchvision
+// (`resnet.load_state_dict(..., strict=False)`, which then reports only the missing `fc.*`) and detectron2's
+// converters can load it. Our parameter trees already use torchvision's names under `student.encoder.`, so
+// the mapping is a prefix strip; BN running statistics come from the checkpoint's `bn.student.encoder.` group.
+import * as E from 'fp-ts/lib/Either.js';
+import { loadCheckpoint, tensorGroup } from './checkpoint.ts';
+import { writeSafetensorsFile } from './safetensors.ts';
+import type { Logger } from './train.ts';
+
+const PARAM_PREFIX = 'student.encoder.';
+const BN_PREFIX = 'bn.student.encoder.';
+
+/** torchvision name → tensor, from a loaded checkpoint's params and bn groups. */
+export function torchvisionBackbone(
+  params: Readonly<Record<string, { shape: readonly number[]; data: Float32Array }>>,
+  bn: Readonly<Record<string, { shape: readonly number[]; data: Float32Array }>>,
+): Record<string, { shape: number[]; data: Float32Array }> {
+  const out: Record<string, { shape: number[]; data: Float32Array }> = {};
+  for (const [prefix, group] of [[PARAM_PREFIX, params], [BN_PREFIX, bn]] as const) {
+    for (const [name, t] of Object.entries(group)) if (name.startsWith(prefix)) out[name.slice(prefix.length)] = { shape: [...t.shape], data: t.data };
+  }
+  return out;
+}
+
+export async function main(args: readonly string[], log: Logger): Promise<E.Either<string, void>> {
+  const flag = (name: string): string | undefined => {
+    const i = args.findIndex((a) => a === name || a.startsWith(`${name}=`));
+    return i < 0 ? undefined : args[i].includes('=') ? args[i].slice(name.length + 1) : args[i + 1];
+  };
+  const from = flag('--checkpoint');
+  const to = flag('--out');
+  if (from === undefined || to === undefined) return E.left('export needs --checkpoint <run or checkpoint dir> and --out <file.safetensors>');
+  const ck = loadCheckpoint(from);
+  if (E.isLeft(ck)) return ck;
+  const tensors = torchvisionBackbone(tensorGroup(ck.right.tensors, 'params'), tensorGroup(ck.right.tensors, 'bn'));
+  const count = Object.keys(tensors).length;
+  if (count === 0) return E.left(`checkpoint ${ck.right.path} has no student encoder tensors`);
+  const enc = ck.right.config.model.encoder;
+  const wrote = writeSafetensorsFile(to, tensors, { format: 'pt', source: 'clove-ts', arch: `resnet${enc.depth}`, width: String(enc.width), stem: enc.stem, step: String(ck.right.step) });
+  if (E.isLeft(wrote)) return wrote;
+  log.info(`exported ${count} tensors (torchvision names: conv1.weight, bn1.*, layer1.0.conv1.weight, …) from step ${ck.right.step} to ${to}`);
+  return E.right(undefined);
+}

@@ -1,0 +1,366 @@
+// The pretraining runtime (effects live here): data and views on the host, ONE compiled training step on the
+// device with every state tensor resident between steps, metrics read back every `metricsEvery` steps,
+// pictures, atomic checkpoints, exact resume, Ctrl-C and non-finite-loss handling.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as E from 'fp-ts/lib/Either.js';
+import * as O from 'fp-ts/lib/Option.js';
+import { compile, type Executable } from '../compiler/compile.ts';
+import { makeGraph } from '../compiler/ir.ts';
+import type { DeviceHandle } from '../compiler/runtime/device.ts';
+import { groupOf, loadCheckpoint, prefixTensors, saveCheckpoint, tensorGroups, type CheckpointTensor, type TensorGroup } from './checkpoint.ts';
+import { peakLearningRate, type Config } from './config.ts';
+import { deadLeavesPool, DEADLEAVES_VERSION } from './data/deadleaves.ts';
+import { loadFashionMnist } from './data/fmnist.ts';
+import { openImageFolder } from './data/folder.ts';
+import type { Image } from './data/image.ts';
+import { pretrainingMosaics } from './data/mosaic.ts';
+import { createRng } from './data/rng.ts';
+import { sampleViews, type MultiCropConfig, type View } from './data/views.ts';
+import { matchCells, positiveMask, type Grid } from './geometry.ts';
+import { maskInputName } from './loss.ts';
+import { drawAttention, drawMatches, stackImages, viewToRgb, writePng } from './pictures.ts';
+import { emaMomentumAt, learningRateAt } from './schedules.ts';
+import { ATTENTION_OUTPUT, buildTrainStep, INPUT, initTrainState, METRIC_NAMES, metricOutputName, stepShapesOf, trainStateRecord, type TrainStep } from './step.ts';
+
+export interface Logger {
+  readonly info: (line: string) => void;
+  readonly warn: (line: string) => void;
+}
+
+// ---- data ---------------------------------------------------------------------------------------------------
+
+export interface PretrainData {
+  readonly size: number;
+  readonly description: string;
+  /** The image at `index`, or none when it could not be decoded (already warned about and counted). */
+  image(index: number): O.Option<Image>;
+}
+
+/** Open the configured pretraining source; every problem (missing folder, no images, no dataset) is a Left. */
+export function openPretrainData(config: Config, log: Logger): E.Either<string, PretrainData> {
+  const { source, path: dir, poolSize } = config.data;
+  if (source === 'folder') {
+    if (dir === null) return E.left('data.source is "folder" but data.path is not set (use --data <dir>)');
+    const folder = openImageFolder(dir, log.warn);
+    if (E.isLeft(folder)) return folder;
+    return E.right({ size: folder.right.paths.length, description: `image folder ${dir} (${folder.right.paths.length} files)`, image: (i) => folder.right.load(i) });
+  }
+  if (source === 'fmnist-mosaic') {
+    const fm = loadFashionMnist('train');
+    if (E.isLeft(fm)) return E.left(`fmnist-mosaic needs Fashion-MNIST (apt-get install dataset-fashion-mnist): ${fm.left}`);
+    // Unlabelled canvases from train indices [0, 50 000) with seeds ≥ 100 (EVAL_PROTOCOLS §3b): never the
+    // validation or test pools.
+    const mosaics = pretrainingMosaics(fm.right, poolSize, 100 + Math.abs(config.seed));
+    if (E.isLeft(mosaics)) return mosaics;
+    const m = mosaics.right;
+    return E.right({
+      size: m.count,
+      description: `${m.count} unlabelled FMNIST-Mosaic-64 canvases`,
+      image: (i) => O.some({ width: 64, height: 64, channels: 1, data: m.canvases.subarray(i * 4096, (i + 1) * 4096) }),
+    });
+  }
+  let lastShown = -1;
+  const pool = deadLeavesPool(config.seed, poolSize, DEADLEAVES_VERSION, {
+    warn: log.warn,
+    onProgress: (done, total) => {
+      const pct = Math.floor((100 * done) / total);
+      if (pct >= lastShown + 25 || done === total) {
+        lastShown = pct;
+        log.info(`generating DeadLeaves-64 pool: ${done}/${total}`);
+      }
+    },
+  });
+  if (E.isLeft(pool)) return pool;
+  return E.right({ size: pool.right.count, description: `DeadLeaves-64 (seed ${config.seed}, ${pool.right.count} images, cached)`, image: (i) => O.some(pool.right.image(i)) });
+}
+
+/** Sample `s` of the run (s = step·batch + b) → (epoch, dataset index): a fresh permutation per epoch. */
+export function makeSampler(seed: number, size: number): (s: number) => { epoch: number; index: number } {
+  let cached = { epoch: -1, perm: new Uint32Array(0) };
+  return (s) => {
+    const epoch = Math.floor(s / size);
+    if (cached.epoch !== epoch) {
+      const rng = createRng(seed).fork(0x5a3, epoch);
+      const perm = Uint32Array.from({ length: size }, (_v, i) => i);
+      for (let i = size - 1; i > 0; i--) {
+        const j = rng.int(0, i + 1);
+        [perm[i], perm[j]] = [perm[j], perm[i]];
+      }
+      cached = { epoch, perm };
+    }
+    return { epoch, index: cached.perm[s % size] };
+  };
+}
+
+export const multiCropOf = (config: Config): MultiCropConfig => ({
+  globalSize: config.views.globalSize,
+  localSize: config.views.localSize,
+  nLocal: config.views.nLocal,
+  globalScale: config.views.globalScale,
+  localScale: config.views.localScale,
+  channels: config.views.channels,
+  coordMode: config.loss.coords,
+});
+
+export interface Batch {
+  readonly inputs: Record<string, Float32Array>;
+  /** views[n][v]: the views of image n (globals first). */
+  readonly views: readonly (readonly View[])[];
+  readonly epoch: number;
+}
+
+/** The per-step inputs of step `step`: a pure function of (config, step), which is what makes resume exact. */
+export function makeBatch(config: Config, step: TrainStep, data: PretrainData, sampler: ReturnType<typeof makeSampler>, stepIndex: number): Batch {
+  const N = config.optim.batchSize;
+  const mc = multiCropOf(config);
+  const views: View[][] = [];
+  let epoch = 0;
+  for (let n = 0; n < N; n++) {
+    const s = stepIndex * N + n;
+    const pick = sampler(s);
+    epoch = pick.epoch;
+    // An undecodable file (warned once by the folder) is replaced by the next decodable one, deterministically.
+    let img: O.Option<Image> = O.none;
+    for (let k = 0; k < data.size && O.isNone(img); k++) img = data.image((pick.index + k) % data.size);
+    if (O.isNone(img)) throw new Error('no decodable image left in the dataset');
+    views.push(sampleViews(img.value, config.seed, pick.epoch, pick.index, mc));
+  }
+  const C = config.views.channels;
+  const stack = (first: number, count: number, size: number): Float32Array => {
+    const per = C * size * size;
+    const out = new Float32Array(count * N * per);
+    for (let v = 0; v < count; v++) for (let n = 0; n < N; n++) out.set(views[n][first + v].pixels, (v * N + n) * per);
+    return out;
+  };
+  const inputs: Record<string, Float32Array> = { [INPUT.globalViews]: stack(0, 2, config.views.globalSize) };
+  if (config.views.nLocal > 0) inputs[INPUT.localViews] = stack(2, config.views.nLocal, config.views.localSize);
+  for (const pair of step.pairs) {
+    const q = pair.query.kind === 'global' ? pair.query.index : 2 + pair.query.index;
+    const gridQ: Grid = pair.query.kind === 'global' ? step.grids.global : step.grids.local;
+    inputs[maskInputName(pair)] = positiveMask(
+      views.map((vs) => vs[q].coords),
+      views.map((vs) => vs[pair.key].coords),
+      gridQ,
+      step.grids.global,
+      config.loss.tPos,
+    );
+  }
+  return { inputs, views, epoch };
+}
+
+// ---- state --------------------------------------------------------------------------------------------------
+
+/** Checkpoint group of a state tensor: student → params, teacher → teacher, optimizer → opt, BN statistics → bn. */
+const groupOfState = (name: string): TensorGroup =>
+  name.startsWith('student.') ? 'params' : name.startsWith('teacher.') ? 'teacher' : name.startsWith('optim.') ? 'opt' : 'bn';
+
+export interface RunResult {
+  readonly steps: number;
+  readonly lastLoss: number;
+  readonly firstLoss: number;
+  readonly checkpoint: string;
+  readonly backend: string;
+  readonly interrupted: boolean;
+}
+
+export interface PretrainOptions {
+  readonly config: Config;
+  readonly resume: boolean;
+  readonly log: Logger;
+  /** Set (e.g. by SIGINT) to stop after the current step with a checkpoint. */
+  readonly stopRequested?: () => boolean;
+  /** Stop after this step (exclusive) even if config.optim.steps is larger; the schedule still spans all steps. */
+  readonly untilStep?: number;
+}
+
+const fmtDuration = (s: number): string => (s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${s.toFixed(1)}s`);
+
+/** Pretrain: compile once, run `config.optim.steps` steps with the state on the device. */
+export async function pretrain(o: PretrainOptions): Promise<E.Either<string, RunResult>> {
+  const { config, log } = o;
+  const outDir = config.run.outDir;
+  const data = openPretrainData(config, log);
+  if (E.isLeft(data)) return data;
+  log.info(`data: ${data.right.description}`);
+  const step = buildTrainStep(config, stepShapesOf(config));
+  if (E.isLeft(step)) return E.left(`the config does not give a valid training step: ${step.left}`);
+  let startStep = 0;
+  let state: Record<string, Float32Array>;
+  if (o.resume) {
+    const ck = loadCheckpoint(outDir);
+    if (E.isLeft(ck)) return E.left(`cannot resume from ${outDir}: ${ck.left}`);
+    state = {};
+    for (const [name, t] of Object.entries(ck.right.tensors)) {
+      const group = groupOf(name);
+      if (group === undefined) return E.left(`checkpoint tensor '${name}' has no group`);
+      state[name.slice(group.length + 1)] = t.data;
+    }
+    startStep = ck.right.step;
+    log.info(`resuming from ${ck.right.path} at step ${startStep}`);
+  } else {
+    const init = initTrainState(config, config.seed);
+    if (E.isLeft(init)) return init;
+    state = trainStateRecord(init.right);
+  }
+  for (const [name, shape] of Object.entries(step.right.state)) {
+    const v = state[name];
+    const n = shape.reduce((a, c) => a * c, 1);
+    if (v === undefined || v.length !== n) return E.left(`state tensor '${name}' is ${v === undefined ? 'missing' : `of size ${v.length}`}, the step needs [${shape.join(',')}]`);
+  }
+  const t0 = performance.now();
+  let lastPct = -1;
+  const exe = await compile(makeGraph(step.right.outputs), {
+    backend: config.run.backend,
+    log: log.info,
+    onProgress: (done, total) => {
+      const pct = Math.floor((100 * done) / total);
+      if (pct >= lastPct + 10 || done === total) {
+        lastPct = pct;
+        log.info(`compiling: ${done}/${total} kernels (${fmtDuration((performance.now() - t0) / 1000)})`);
+      }
+    },
+  });
+  if (E.isLeft(exe)) return E.left(`compiling the training step failed: ${exe.left}`);
+  const mem = exe.right.plan.memory;
+  log.info(
+    `compiled ${exe.right.plan.kernels.length} kernels (${exe.right.builtKernels} distinct) on ${exe.right.backend} in ${fmtDuration((performance.now() - t0) / 1000)}; ` +
+      `memory plan: peak ${(mem.peakBytes / 2 ** 20).toFixed(1)} MiB (state ${(mem.inputBytes / 2 ** 20).toFixed(1)} MiB, no-reuse ${(mem.noReuseBytes / 2 ** 20).toFixed(1)} MiB)`,
+  );
+  try {
+    return await runLoop(o, exe.right, step.right, data.right, state, startStep);
+  } finally {
+    await exe.right.dispose();
+  }
+}
+
+async function runLoop(o: PretrainOptions, exe: Executable, step: TrainStep, data: PretrainData, init: Record<string, Float32Array>, startStep: number): Promise<E.Either<string, RunResult>> {
+  const { config, log } = o;
+  const outDir = config.run.outDir;
+  fs.mkdirSync(path.join(outDir, 'pictures'), { recursive: true });
+  const metricsFile = path.join(outDir, 'metrics.jsonl');
+  const dev = exe.device;
+  const handles: Record<string, DeviceHandle> = {};
+  for (const name of Object.keys(step.state)) {
+    const h = await exe.upload(name, init[name]);
+    if (E.isLeft(h)) return h;
+    handles[name] = h.right;
+  }
+  const sampler = makeSampler(config.seed, data.size);
+  const total = config.optim.steps;
+  const until = Math.min(total, o.untilStep ?? total);
+  const schedule = { peak: peakLearningRate(config.optim), warmupSteps: config.optim.warmupSteps, totalSteps: total };
+  const readScalar = async (h: DeviceHandle): Promise<number> => {
+    const r = await exe.read(h);
+    if (E.isLeft(r)) throw new Error(r.left);
+    return r.right[0];
+  };
+  const readState = async (): Promise<Record<string, CheckpointTensor>> => {
+    const tensors: Record<string, CheckpointTensor> = {};
+    for (const [name, shape] of Object.entries(step.state)) {
+      const r = await exe.read(handles[name]);
+      if (E.isLeft(r)) throw new Error(r.left);
+      Object.assign(tensors, prefixTensors(groupOfState(name), { [name]: { shape: [...shape], data: r.right } }));
+    }
+    return tensors;
+  };
+  let lastCheckpoint = '';
+  const checkpoint = async (stepDone: number, epoch: number): Promise<void> => {
+    const saved = saveCheckpoint(outDir, { step: stepDone, epoch, rngState: [config.seed, stepDone], config, backend: exe.backend, tensors: await readState() });
+    if (E.isLeft(saved)) throw new Error(`writing the checkpoint of step ${stepDone} failed: ${saved.left}`);
+    lastCheckpoint = saved.right;
+    log.info(`checkpoint: ${saved.right}`);
+  };
+  const pictures = (batch: Batch, attention: Float32Array | undefined, stepDone: number): void => {
+    const mean = config.views.channels === 3 ? [0.485, 0.456, 0.406] : [0.449];
+    const std = config.views.channels === 3 ? [0.229, 0.224, 0.225] : [0.226];
+    const C = config.views.channels as 1 | 3;
+    const [g0, g1] = batch.views[0];
+    const rgb = (v: View) => viewToRgb(v.pixels, C, v.size, mean, std);
+    const grid = { rows: step.grids.global[0], cols: step.grids.global[1] };
+    const pairs = matchCells(g0.coords, g1.coords, step.grids.global, step.grids.global, config.loss.tPos);
+    const tag = `step-${String(stepDone).padStart(6, '0')}`;
+    const files: string[] = [];
+    const matches = drawMatches(rgb(g0), rgb(g1), grid, grid, pairs);
+    const wrote = writePng(path.join(outDir, 'pictures', `${tag}-matches.png`), matches);
+    if (E.isRight(wrote)) files.push(`${tag}-matches.png`);
+    if (attention !== undefined) {
+      const L = grid.rows * grid.cols;
+      const cell = Math.floor(grid.rows / 2) * grid.cols + Math.floor(grid.cols / 2);
+      const img = stackImages([rgb(g0), drawAttention(rgb(g0), grid, cell, attention.subarray(cell * L, (cell + 1) * L))], 'horizontal');
+      const w2 = writePng(path.join(outDir, 'pictures', `${tag}-attention.png`), img);
+      if (E.isRight(w2)) files.push(`${tag}-attention.png`);
+    }
+    log.info(`pictures: ${files.map((f) => path.join(outDir, 'pictures', f)).join(', ')}`);
+  };
+
+  let firstLoss = NaN;
+  let lastLoss = NaN;
+  let interrupted = false;
+  let epoch = 0;
+  const started = performance.now();
+  let timedSteps = 0;
+  for (let t = startStep; t < until; t++) {
+    const tStep = performance.now();
+    const batch = makeBatch(config, step, data, sampler, t);
+    epoch = batch.epoch;
+    const lr = learningRateAt(t, schedule);
+    const m = emaMomentumAt(t, config.ema.base, total);
+    const out = await exe.run({ ...handles, ...batch.inputs, [INPUT.learningRate]: new Float32Array([lr]), [INPUT.emaMomentum]: new Float32Array([m]) });
+    if (E.isLeft(out)) return E.left(`step ${t}: ${out.left}${lastCheckpoint === '' ? '' : `; last good checkpoint: ${lastCheckpoint}`}`);
+    const stepDone = t + 1;
+    const isLast = stepDone === until;
+    const wantMetrics = stepDone % config.run.metricsEvery === 0 || stepDone % config.run.logEvery === 0 || isLast || t === startStep;
+    const wantPictures = stepDone % config.run.picturesEvery === 0 || isLast;
+    let metrics: Record<string, number> | undefined;
+    if (wantMetrics) {
+      metrics = {};
+      for (const name of METRIC_NAMES) metrics[name] = await readScalar(out.right[metricOutputName(name)]);
+    }
+    let attention: Float32Array | undefined;
+    if (wantPictures) {
+      const r = await exe.read(out.right[ATTENTION_OUTPUT]);
+      if (E.isRight(r)) attention = r.right;
+    }
+    // Free what was read (or not needed) and swap the new state in.
+    for (const [name, h] of Object.entries(out.right)) {
+      if (name in handles) {
+        dev.free(handles[name]);
+        handles[name] = h;
+      } else dev.free(h);
+    }
+    const stepMs = performance.now() - tStep;
+    if (t > startStep) timedSteps++;
+    if (metrics !== undefined) {
+      if (!Number.isFinite(metrics.loss)) {
+        for (const h of Object.values(handles)) dev.free(h);
+        return E.left(`the loss became non-finite (${metrics.loss}) at step ${stepDone}; training stopped. Last good checkpoint: ${lastCheckpoint === '' ? 'none written yet' : lastCheckpoint}`);
+      }
+      if (Number.isNaN(firstLoss)) firstLoss = metrics.loss;
+      lastLoss = metrics.loss;
+      const elapsed = (performance.now() - started) / 1000;
+      const perStep = timedSteps > 0 ? elapsed / (stepDone - startStep) : stepMs / 1000;
+      const ips = config.optim.batchSize / perStep;
+      const record = { step: stepDone, ...metrics, lr, emaMomentum: m, stepMs: Math.round(stepMs), imagesPerSec: Number(ips.toFixed(2)), backend: exe.backend, epoch };
+      fs.appendFileSync(metricsFile, `${JSON.stringify(record)}\n`);
+      if (stepDone % config.run.logEvery === 0 || isLast || t === startStep) {
+        log.info(
+          `step ${stepDone}/${total}  loss ${metrics.loss.toFixed(4)}  pos ${metrics.posCos.toFixed(3)}  neg ${metrics.negCos.toFixed(3)}  ` +
+            `matched ${(100 * metrics.matchedFraction).toFixed(1)}%  lr ${lr.toExponential(2)}  ${ips.toFixed(1)} img/s  ETA ${fmtDuration(perStep * (until - stepDone))}`,
+        );
+      }
+    }
+    if (wantPictures) pictures(batch, attention, stepDone);
+    interrupted = o.stopRequested?.() === true;
+    if (stepDone % config.run.checkpointEvery === 0 || isLast || interrupted) await checkpoint(stepDone, epoch);
+    if (interrupted) {
+      log.info(`interrupted: stopped after step ${stepDone}; resume with --resume`);
+      break;
+    }
+  }
+  for (const h of Object.values(handles)) dev.free(h);
+  if (lastCheckpoint === '' && startStep >= until) return E.left(`nothing to do: the checkpoint is at step ${startStep} and the run has ${until} steps`);
+  return E.right({ steps: until - startStep, firstLoss, lastLoss, checkpoint: lastCheckpoint, backend: exe.backend, interrupted });
+}
+
+export { tensorGroups };
