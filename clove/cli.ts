@@ -68,8 +68,10 @@ async function main(argv: readonly string[]): Promise<void> {
     return;
   }
   if (command === 'eval' || command === 'export') {
-    const mod = command === 'eval' ? await import('./eval/cli.ts') : await import('./export.ts');
-    const result = await mod.main(args, log);
+    // Loaded on demand: evaluation pulls in datasets and probes that pretraining never needs.
+    const run: (args: readonly string[], log: Logger) => Promise<E.Either<string, void>> =
+      command === 'eval' ? (await import('./eval/cli.ts')).main : (await import('./export.ts')).main;
+    const result = await run(args, log);
     if (E.isLeft(result)) fail(result.left);
     return;
   }

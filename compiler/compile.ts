@@ -7,6 +7,7 @@ import { stopGradient } from './build.ts';
 import { makeGraph, numel, showShape, type Graph, type Node } from './ir.ts';
 import { planMemory, type MemoryPlan } from './memplan.ts';
 import { optimize } from './passes/index.ts';
+import { explicitConvPadding } from './passes/explicitConvPadding.ts';
 import { splitReductions } from './passes/splitReductions.ts';
 import { chooseBackend } from './runtime/backend.ts';
 import { Device, DeviceHandle, type DeviceKernel } from './runtime/device.ts';
@@ -29,7 +30,7 @@ export function plan(graph: Graph, limits: { maxBufferBytes: number } = { maxBuf
   if (E.isLeft(checked)) return E.left(`the graph does not typecheck:\n${formatShapeErrors(checked.left)}`);
   // An output that is (or simplifies to) a bound leaf gets its own copy, so the caller never receives its own
   // buffer back. Outputs that are the same node share one handle.
-  const optimized = splitReductions(optimize(graph));
+  const optimized = splitReductions(explicitConvPadding(optimize(graph)));
   const g = makeGraph(Object.fromEntries(Object.entries(optimized.outputs).map(([k, n]) => [k, n.op === 'param' || n.op === 'input' ? stopGradient(n) : n])));
   const { kernels } = schedule(g);
   const memory = planMemory(g, kernels, limits);

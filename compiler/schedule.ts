@@ -34,6 +34,17 @@ function isIndexOnly(n: Node, buffers: ReadonlySet<number>): boolean {
   return MOVEMENT.has(n.op) && isIndexOnly(n.inputs[0], buffers);
 }
 
+/**
+ * Whether an operand that a heavy op re-reads in its inner loop may stay inlined: only when each read costs a few
+ * index operations without branches. Reshape, expand, slice and flip qualify; permutes decompose and recompose
+ * every index with divisions and pads need a bounds test per read, so such an operand is materialized once.
+ */
+function isCheapReread(n: Node, buffers: ReadonlySet<number>): boolean {
+  if (buffers.has(n.id) || n.op === 'const' || n.op === 'iota') return true;
+  if (n.op === 'permute' || n.op === 'pad') return false;
+  return MOVEMENT.has(n.op) && isCheapReread(n.inputs[0], buffers);
+}
+
 export function schedule(graph: Graph): Schedule {
   const consumers = new Map<number, number>();
   for (const n of graph.nodes) for (const i of n.inputs) consumers.set(i.id, (consumers.get(i.id) ?? 0) + 1);
@@ -52,7 +63,7 @@ export function schedule(graph: Graph): Schedule {
   for (const n of graph.nodes) {
     if (!REREADS.has(n.op) && !(n.op === 'gather')) continue;
     const reread = n.op === 'gather' ? [n.inputs[0]] : n.inputs;
-    for (const i of reread) if (!isIndexOnly(i, mat)) mat.add(i.id);
+    for (const i of reread) if (!isCheapReread(i, mat)) mat.add(materializationPoint(i, mat).id);
   }
   // Respect the per-kernel input limit by materializing inlined subtrees that read many buffers.
   let kernels = buildPlans(graph, mat);
@@ -69,6 +80,16 @@ export function schedule(graph: Graph): Schedule {
     kernels = buildPlans(graph, mat);
   }
   return { kernels, materialized: mat };
+}
+
+/**
+ * Where to cut an operand chain that is too costly to re-read: below any run of free reshapes (so the buffer
+ * keeps the layout the expensive movement produced), i.e. the operand itself unless it is a reshape.
+ */
+function materializationPoint(n: Node, mat: ReadonlySet<number>): Node {
+  let cur = n;
+  while (cur.op === 'reshape' && !mat.has(cur.inputs[0].id) && !isCheapReread(cur.inputs[0], mat)) cur = cur.inputs[0];
+  return cur;
 }
 
 function buffersRead(root: Node, mat: ReadonlySet<number>): Set<number> {

@@ -48,11 +48,12 @@ describe('fusion', () => {
     );
   });
 
-  test('conv → BN(train) → ReLU forward compiles to 5 kernels', () => {
-    // conv, Σx, centring x − mean, Σ(x − mean)², and one kernel for normalize·γ+β→ReLU.
+  test('conv → BN(train) → ReLU forward compiles to 6 kernels', () => {
+    // the zero-padded input (so the conv loop has no bounds checks), conv, Σx, centring x − mean, Σ(x − mean)²,
+    // and one kernel for normalize·γ+β→ReLU.
     const { y } = convBnRelu(4, 8, 8);
     const p = planOf({ y });
-    assert.deepEqual(p.kernels.map((k) => k.root.op), ['conv2d', 'sum', 'sub', 'sum', 'maximum']);
+    assert.deepEqual(p.kernels.map((k) => k.root.op), ['pad', 'conv2d', 'sum', 'sub', 'sum', 'maximum']);
   });
 
   test('kernel count of a conv-BN-ReLU training step is pinned (regressions fail)', () => {
@@ -61,7 +62,7 @@ describe('fusion', () => {
     const loss = T.mean(T.mul(y, y));
     const [gw] = vjp(loss, [w]);
     const p = planOf({ loss, gw });
-    assert.ok(p.kernels.length <= 18, `a conv-BN-ReLU forward+backward took ${p.kernels.length} kernels (pinned ≤ 18)`);
+    assert.ok(p.kernels.length <= 20, `a conv-BN-ReLU forward+backward took ${p.kernels.length} kernels (pinned ≤ 20)`);
   });
 
   test(`every kernel reads at most ${MAX_KERNEL_INPUTS} buffers`, () => {
