@@ -1,0 +1,112 @@
+// The product end to end through the `clove` command, on the `tiny` preset: pretrain writes checkpoints,
+// metrics and pictures; a run stopped at step 3 and resumed continues the same loss curve as an uninterrupted
+// one; bad input gives one clear message and a non-zero exit; export writes torchvision-named weights.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, describe, test } from 'node:test';
+import * as E from 'fp-ts/lib/Either.js';
+import { readSafetensorsFile } from '../clove/safetensors.ts';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'clove-cli-'));
+after(() => fs.rmSync(root, { recursive: true, force: true }));
+
+function clove(...args: string[]): { code: number; out: string; err: string } {
+  const r = spawnSync(process.execPath, ['bin/clove.mjs', ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
+    timeout: 240_000,
+  });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
+}
+
+const losses = (dir: string): Map<number, number> =>
+  new Map(
+    fs
+      .readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { step: number; loss: number })
+      .map((r) => [r.step, r.loss]),
+  );
+
+describe('clove pretrain (tiny preset, cpu backend)', () => {
+  const full = path.join(root, 'full');
+  const split = path.join(root, 'split');
+
+  test('runs to completion with checkpoints, metrics and pictures', () => {
+    const r = clove('pretrain', '--preset', 'tiny', '--backend', 'cpu', '--out', full);
+    assert.equal(r.code, 0, r.err + r.out);
+    assert.match(r.out, /compiled \d+ kernels .* memory plan: peak/);
+    assert.match(r.out, /step 6\/6 {2}loss [\d.]+ .*img\/s {2}ETA/);
+    assert.ok(fs.existsSync(path.join(full, 'ckpt-00000006', 'manifest.json')));
+    assert.equal(fs.readFileSync(path.join(full, 'latest'), 'utf8').trim(), 'ckpt-00000006');
+    assert.equal(losses(full).size, 6);
+    const pictures = fs.readdirSync(path.join(full, 'pictures'));
+    assert.ok(pictures.includes('step-000006-matches.png') && pictures.includes('step-000006-attention.png'), pictures.join(','));
+  });
+
+  test('a run stopped at step 3 and resumed continues the same loss curve', () => {
+    const first = clove('pretrain', '--preset', 'tiny', '--backend', 'cpu', '--out', split, '--until', '3');
+    assert.equal(first.code, 0, first.err);
+    assert.ok(fs.existsSync(path.join(split, 'ckpt-00000003')));
+    const second = clove('pretrain', '--preset', 'tiny', '--backend', 'cpu', '--out', split, '--resume');
+    assert.equal(second.code, 0, second.err);
+    assert.match(second.out, /resuming from .*ckpt-00000003 at step 3/);
+    const a = losses(full);
+    const b = losses(split);
+    for (let s = 1; s <= 6; s++) {
+      const [x, y] = [a.get(s), b.get(s)];
+      assert.ok(x !== undefined && y !== undefined, `step ${s} missing`);
+      assert.ok(Math.abs(x - y) <= 1e-4 * Math.max(1, Math.abs(x)), `step ${s}: uninterrupted ${x} vs resumed ${y}`);
+    }
+  });
+
+  test('export writes the student backbone with torchvision names', () => {
+    const file = path.join(root, 'backbone.safetensors');
+    const r = clove('export', '--checkpoint', full, '--out', file);
+    assert.equal(r.code, 0, r.err);
+    const st = readSafetensorsFile(file);
+    assert.ok(E.isRight(st), E.isLeft(st) ? st.left : '');
+    const names = Object.keys(st.right.tensors);
+    for (const n of ['conv1.weight', 'bn1.weight', 'bn1.bias', 'bn1.running_mean', 'bn1.running_var', 'layer1.0.conv1.weight', 'layer4.1.bn2.weight', 'layer2.0.downsample.0.weight']) {
+      assert.ok(names.includes(n), `missing ${n}`);
+    }
+    assert.ok(names.every((n) => !n.startsWith('student.') && !n.includes('projector') && !n.includes('predictor')));
+  });
+});
+
+describe('bad input gives a clear message and a non-zero exit', () => {
+  test('a missing data folder', () => {
+    const r = clove('pretrain', '--preset', 'tiny', '--backend', 'cpu', '--out', path.join(root, 'nodata'), '--data', path.join(root, 'does-not-exist'));
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, /^clove: .*does-not-exist/m);
+    assert.doesNotMatch(r.err, /^\s+at /m, 'no stack trace');
+  });
+
+  test('every invalid config field is reported with its path', () => {
+    const r = clove('pretrain', '--preset', 'tiny', '--optim.momentum', '1.5', '--loss.variant', 'nope');
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, /optim\.momentum: expected a number in \[0, 1\), got 1\.5/);
+    assert.match(r.err, /loss\.variant/);
+  });
+
+  test('views too small for the encoder stride', () => {
+    const r = clove('pretrain', '--preset', 'tiny', '--backend', 'cpu', '--out', path.join(root, 'small'), '--views.localSize', '4');
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, /^clove: the config does not give a valid training step: /m);
+  });
+
+  test('a non-finite loss stops training, naming the step, and keeps the last good checkpoint', () => {
+    const dir = path.join(root, 'nan');
+    const ok = clove('pretrain', '--preset', 'tiny', '--backend', 'cpu', '--out', dir, '--until', '3');
+    assert.equal(ok.code, 0, ok.err);
+    // Resume with an exploding learning rate: the parameters overflow and the loss becomes NaN.
+    const r = clove('pretrain', '--preset', 'tiny', '--backend', 'cpu', '--out', dir, '--resume', '--optim.name', 'sgd', '--optim.baseLr', '1e30');
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, /non-finite \((NaN|-?Infinity)\) at step \d/);
+    assert.equal(fs.readFileSync(path.join(dir, 'latest'), 'utf8').trim(), 'ckpt-00000003');
+  });
+});
