@@ -4,13 +4,15 @@
 import * as E from 'fp-ts/lib/Either.js';
 import { writeFileAtomic } from '../atomic.ts';
 import { loadCheckpoint } from '../checkpoint.ts';
+import { FASHION_MNIST_DIR } from '../data/fmnist.ts';
 import { backendNames, type BackendName } from '../config.ts';
 import { DEFAULT_BATCH, evaluate, tierNames, type EvalLog, type EvalReport, type ResultRow, type Tier } from './run.ts';
 
-export const EVAL_USAGE = `usage: clove eval --checkpoint <run dir or checkpoint dir> [--tier ci|report] [--backend ${backendNames.join('|')}] [--batch N] [--json] [--out file]
+export const EVAL_USAGE = `usage: clove eval --checkpoint <run dir or checkpoint dir> [--tier ci|report] [--backend ${backendNames.join('|')}] [--batch N] [--fashion-mnist dir] [--json] [--out file]
   --tier ci      P1/P2 400/100/200 canvases, P3 2000/1000/2000 images, P5 100 images, BN recalibration on 100 (default)
   --tier report  P1/P2 2000/500/1000, P3 10000/2000/10000, P5 500, BN recalibration on 500
   --batch N      images per extractor run at 64×64 (default ${DEFAULT_BATCH}); P3's 32×32 runs take 4N
+  --fashion-mnist dir  where the Fashion-MNIST idx files are (default ${FASHION_MNIST_DIR}); without them P1–P3 are skipped
   --json         print machine-readable results (progress then goes to stderr)
   --out file     also write what is printed to this file`;
 
@@ -21,6 +23,7 @@ export interface EvalArgs {
   readonly batch: number;
   readonly json: boolean;
   readonly out: string | undefined;
+  readonly fashionMnistDir: string;
 }
 
 const isTier = (v: string): v is Tier => (tierNames as readonly string[]).includes(v);
@@ -34,6 +37,7 @@ export function parseEvalArgs(args: readonly string[]): E.Either<string, EvalArg
   let batch = DEFAULT_BATCH;
   let json = false;
   let out: string | undefined;
+  let fashionMnistDir = FASHION_MNIST_DIR;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     const eq = arg.indexOf('=');
@@ -51,11 +55,12 @@ export function parseEvalArgs(args: readonly string[]): E.Either<string, EvalArg
       json = true;
       continue;
     }
-    if (!['--checkpoint', '--tier', '--backend', '--batch', '--out'].includes(flag)) return E.left(`unknown argument '${arg}'\n${EVAL_USAGE}`);
+    if (!['--checkpoint', '--tier', '--backend', '--batch', '--out', '--fashion-mnist'].includes(flag)) return E.left(`unknown argument '${arg}'\n${EVAL_USAGE}`);
     const v = value();
     if (E.isLeft(v)) return v;
     if (flag === '--checkpoint') checkpoint = v.right;
     else if (flag === '--out') out = v.right;
+    else if (flag === '--fashion-mnist') fashionMnistDir = v.right;
     else if (flag === '--tier') {
       if (!isTier(v.right)) return E.left(`--tier: '${v.right}' is not one of ${tierNames.join(', ')}`);
       tier = v.right;
@@ -69,7 +74,7 @@ export function parseEvalArgs(args: readonly string[]): E.Either<string, EvalArg
     }
   }
   if (checkpoint === undefined) return E.left(`--checkpoint is required\n${EVAL_USAGE}`);
-  return E.right({ checkpoint, tier, backend, batch, json, out });
+  return E.right({ checkpoint, tier, backend, batch, json, out, fashionMnistDir });
 }
 
 // ---------------------------------------------------------------------------------------------- output
@@ -99,13 +104,14 @@ export function formatReport(report: EvalReport): string {
   const line = (row: readonly string[]): string => row.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd();
   const s = report.seconds;
   const secs = (keys: readonly string[]): string => `${keys.reduce((a, k) => a + (s[k] ?? 0), 0).toFixed(1)} s`;
-  const perProtocol = (['P1', 'P2', 'P3', 'P5'] as const)
-    .filter((p) => report.rows.some((r) => r.protocol === p))
-    .map((p) => {
-      const features = p === 'P1' || p === 'P2' ? 'P1P2' : p;
-      const probes = Object.keys(s).filter((k) => k.startsWith(`probe.${p}.`));
-      return `${p} features ${secs([`features.${features}.random`, `features.${features}.pretrained`])}${p === 'P1' || p === 'P2' ? ' (shared by P1 and P2)' : ''}, probes ${secs(probes)}`;
-    });
+  const has = (p: string): boolean => report.rows.some((r) => r.protocol === p);
+  const probes = (p: string): string => secs(Object.keys(s).filter((k) => k.startsWith(`probe.${p}.`)));
+  const features = (p: string): string => secs([`features.${p}.random`, `features.${p}.pretrained`]);
+  const perProtocol = [
+    ...(has('P1') ? [`P1+P2 features ${features('P1P2')} (both models), probes P1 ${probes('P1')}, P2 ${probes('P2')} (floor and both models)`] : []),
+    ...(has('P3') ? [`P3 features ${features('P3')}, probes ${probes('P3')}`] : []),
+    ...(has('P5') ? [`P5 features ${features('P5')}, probes ${probes('P5')}`] : []),
+  ];
   const out = [
     `clove eval: ${report.checkpoint} (step ${report.step}), tier ${report.tier}, backend ${report.backend}`,
     `encoder ${report.encoder}; features ${report.grid.side}×${report.grid.side}×${report.grid.dim} at 64×64; BN recalibrated on ${report.recalibration.images} images (${report.recalibration.source})`,
@@ -137,7 +143,7 @@ export async function main(args: readonly string[], log: EvalLog): Promise<E.Eit
   // With --json, stdout carries only the JSON document, so progress goes to stderr.
   const progress: EvalLog = a.json ? { info: (l) => process.stderr.write(`${l}\n`), warn: (l) => process.stderr.write(`warning: ${l}\n`) } : log;
   progress.info(`evaluating ${checkpoint.right.path} (step ${checkpoint.right.step}), tier ${a.tier}`);
-  const report = await evaluate(checkpoint.right, a.tier, a.backend, { log: progress, batch: a.batch });
+  const report = await evaluate(checkpoint.right, a.tier, a.backend, { log: progress, batch: a.batch, fashionMnistDir: a.fashionMnistDir });
   if (E.isLeft(report)) return E.left(`evaluation of ${checkpoint.right.path} failed: ${report.left}`);
   const text = a.json ? formatJson(report.right) : formatReport(report.right);
   log.info(text);

@@ -281,13 +281,13 @@ interface Extractors {
   readonly global?: CompiledExtractor;
 }
 
-/** Logs "label done/total" at about every quarter, and always at the end. */
+/** Logs "label done/total (seconds)" each time another quarter is done. */
 function progressLine(log: EvalLog, label: string): Progress {
-  let shown = -1;
+  let shown = 0;
   const start = now();
   return (done, total) => {
     const quarter = Math.floor((4 * done) / total);
-    if (quarter > shown || done === total) {
+    if (quarter > shown) {
       shown = quarter;
       log.info(`  ${label}: ${done}/${total} (${(now() - start).toFixed(1)} s)`);
     }
@@ -495,7 +495,7 @@ export async function evaluate(
   const fm = fmData(dir, fmTrain, sizes);
   const skipped: SkippedProtocol[] = [];
   if (E.isLeft(fm)) {
-    const reason = `Fashion-MNIST is not available (${fm.left}); install it with apt-get install dataset-fashion-mnist`;
+    const reason = `Fashion-MNIST is not available: ${fm.left}`;
     for (const protocol of ['P1', 'P2', 'P3'] as const) skipped.push({ protocol, reason });
     log.warn(`skipping P1, P2 and P3: ${reason}`);
   }
