@@ -212,6 +212,7 @@ export async function pretrain(o: PretrainOptions): Promise<E.Either<string, Run
   let lastPct = -1;
   const exe = await compile(makeGraph(step.right.outputs), {
     backend: config.run.backend,
+    sourceCacheDir: path.join('.cache', 'kernels'),
     log: log.info,
     onProgress: (done, total) => {
       const pct = Math.floor((100 * done) / total);

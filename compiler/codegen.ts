@@ -118,3 +118,20 @@ export function kernelSource(plan: KernelPlan): string {
   const result = w.lowerNode(plan.root, 'i');
   return `function (${plan.args.map((_a, k) => `a${k}`).join(', ')}) {\n${w.body()}\n  return ${result};\n}`;
 }
+
+/**
+ * A kernel's structure independent of node ids: every node it computes (root and inlined), in topological order,
+ * with op, params, shape, dtype and operands as local indices or buffer arguments. Equal signatures generate
+ * equal sources, so this keys the on-disk source cache.
+ */
+export function kernelSignature(plan: KernelPlan): string {
+  const local = new Map<number, string>(plan.args.map((a, k) => [a.id, `a${k}:${JSON.stringify(a.shape)}`]));
+  const nodes = [...plan.inlined, plan.root].sort((x, y) => x.id - y.id);
+  const parts = nodes.map((n, k) => {
+    const ref = `n${k}`;
+    const desc = `${ref}=${n.op}${JSON.stringify(n.params)}${JSON.stringify(n.shape)}${n.dtype}(${n.inputs.map((i) => local.get(i.id) ?? '?').join(',')})`;
+    local.set(n.id, ref);
+    return desc;
+  });
+  return parts.join(';');
+}

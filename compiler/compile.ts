@@ -2,7 +2,8 @@
 // `compile` builds the kernels on a device and returns an Executable whose inputs and outputs stay on
 // the device; only what the caller reads comes back.
 import * as E from 'fp-ts/lib/Either.js';
-import { kernelSource } from './codegen.ts';
+import { kernelSignature, kernelSource } from './codegen.ts';
+import { SourceCache } from './runtime/cache.ts';
 import { stopGradient } from './build.ts';
 import { makeGraph, numel, showShape, type Graph, type Node } from './ir.ts';
 import { planMemory, type MemoryPlan } from './memplan.ts';
@@ -24,8 +25,11 @@ export interface ProgramPlan {
   readonly bindings: ReadonlyMap<string, Node>;
 }
 
-/** Typecheck, optimize, fuse, schedule, generate sources and plan memory. Pure. */
-export function plan(graph: Graph, limits: { maxBufferBytes: number } = { maxBufferBytes: 2 ** 31 }): E.Either<string, ProgramPlan> {
+/**
+ * Typecheck, optimize, fuse, schedule, generate sources and plan memory. Pure, except that a `sourceCache`
+ * (generated sources on disk, keyed by kernel structure) lets a second process skip code generation.
+ */
+export function plan(graph: Graph, limits: { maxBufferBytes: number } = { maxBufferBytes: 2 ** 31 }, sourceCache?: SourceCache): E.Either<string, ProgramPlan> {
   const checked = typecheck(graph);
   if (E.isLeft(checked)) return E.left(`the graph does not typecheck:\n${formatShapeErrors(checked.left)}`);
   // An output that is (or simplifies to) a bound leaf gets its own copy, so the caller never receives its own
@@ -43,13 +47,25 @@ export function plan(graph: Graph, limits: { maxBufferBytes: number } = { maxBuf
     if (prev !== undefined && prev !== n) return E.left(`two different leaves are named '${name}' (${showShape(prev.shape)} and ${showShape(n.shape)})`);
     bindings.set(name, n);
   }
-  return E.right({ graph: g, kernels, sources: kernels.map(kernelSource), memory: memory.right, bindings });
+  const sources: string[] = [];
+  for (const k of kernels) {
+    if (sourceCache === undefined) {
+      sources.push(kernelSource(k));
+      continue;
+    }
+    const cached = sourceCache.getOrGenerate(kernelSignature(k), () => kernelSource(k));
+    if (E.isLeft(cached)) return cached;
+    sources.push(cached.right.source);
+  }
+  return E.right({ graph: g, kernels, sources, memory: memory.right, bindings });
 }
 
 export interface CompileOptions {
   readonly backend?: BackendName | 'auto';
   /** Progress of the warm-up (one call per kernel built), e.g. for a progress line. */
   readonly onProgress?: (done: number, total: number) => void;
+  /** Directory of the on-disk kernel-source cache (e.g. `.cache/kernels`); none by default. */
+  readonly sourceCacheDir?: string;
   /** Print the backend choice and why others were skipped (default: silent). */
   readonly log?: (line: string) => void;
 }
@@ -79,7 +95,12 @@ export async function compile(graph: Graph, options: CompileOptions = {}): Promi
   const opened = await Device.open(choice.right.backend);
   if (E.isLeft(opened)) return E.left(devErr(opened.left));
   const device = opened.right;
-  const planned = plan(graph, device.limits());
+  const cache = options.sourceCacheDir === undefined ? undefined : new SourceCache(options.sourceCacheDir);
+  const planned = plan(graph, device.limits(), cache);
+  if (cache !== undefined) {
+    const st = cache.stats();
+    options.log?.(`kernel sources: ${st.hits} from the cache in ${options.sourceCacheDir}, ${st.misses} generated`);
+  }
   if (E.isLeft(planned)) {
     await device.dispose();
     return planned;

@@ -163,6 +163,31 @@ describe('generated code', () => {
   });
 });
 
+describe('kernel source cache', () => {
+  test('a second plan of the same program takes every source from disk, unchanged', async () => {
+    const { SourceCache } = await import('../compiler/runtime/cache.ts');
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'clove-src-'));
+    try {
+      const { y } = convBnRelu(2, 4, 6);
+      const g = makeGraph({ y });
+      const first = new SourceCache(dir);
+      const a = plan(g, { maxBufferBytes: 2 ** 31 }, first);
+      const second = new SourceCache(dir);
+      const b2 = plan(g, { maxBufferBytes: 2 ** 31 }, second);
+      assert.ok(E.isRight(a) && E.isRight(b2));
+      assert.equal(first.stats().hits, 0);
+      assert.equal(second.stats().misses, 0);
+      assert.equal(second.stats().hits, b2.right.kernels.length);
+      assert.deepEqual(b2.right.sources, a.right.sources);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('runtime state', () => {
   test('a compiled SGD step run 100 times on device-resident state leaves the live-handle count unchanged', async () => {
     const w = T.param('w', [4, 3]);
