@@ -1,0 +1,219 @@
+// Our side of every benchmark: compile a graph once, upload its inputs once, then time runs whose outputs stay
+// on the device. How a timed run ends (the synchronization), per backend:
+//   cpu, webasm: gpu.js runs each kernel to completion before `launch` resolves, so a run is over when `run`
+//                resolves; the 4-byte read below only closes the sample the same way on every backend.
+//   webgpu:      `launch` resolves at submit. After the run, a 1-cell kernel reads the first element of one
+//                output and its 4 bytes are read back (mapAsync): one queue executes submits in order, so the
+//                readback completes only after every kernel of the run has.
+// W1 synchronizes on the loss instead (a real training loop reads it anyway), and feeds each state output back
+// as the next step's input by name, freeing the previous buffers, as a training loop does.
+import * as E from 'fp-ts/lib/Either.js';
+import { compile, type Executable } from '../compiler/compile.ts';
+import { numel, type Graph } from '../compiler/ir.ts';
+import { Device, DeviceHandle, type DeviceKernel } from '../compiler/runtime/device.ts';
+import { formatDeviceError, type BackendName } from '../compiler/runtime/errors.ts';
+import { timeRuns, type Timing } from './timing.ts';
+
+export interface CompiledFacts {
+  readonly backend: BackendName;
+  /** Wall time of `compile` (plan, kernel build, warm-up launch of every distinct kernel). */
+  readonly compileMs: number;
+  /** The first real run, synchronized: on webgpu it still pays for pipeline creation the warm-up only submitted. */
+  readonly firstRunMs: number;
+  /** Kernels launched per run, and distinct gpu.js kernels built (identical kernels are shared). */
+  readonly kernels: number;
+  readonly builtKernels: number;
+  /** From the memory plan: the most bytes live at once (inputs and state included), and inputs alone. */
+  readonly peakBytes: number;
+  readonly inputBytes: number;
+}
+
+export interface RunPlan {
+  readonly warmup: number;
+  readonly iterations: number;
+}
+
+export type OursResult = CompiledFacts & { readonly timing: Timing };
+
+const fail = (what: string, message: string): never => {
+  throw new BenchFailure(`${what}: ${message}`);
+};
+
+/** A workload that could not be compiled or run: reported in the table and the JSON, never swallowed. */
+export class BenchFailure extends Error {}
+
+async function uploadAll(exe: Executable, data: Readonly<Record<string, Float32Array>>): Promise<Record<string, DeviceHandle>> {
+  const handles: Record<string, DeviceHandle> = {};
+  for (const [name, values] of Object.entries(data)) {
+    const h = await exe.upload(name, values);
+    handles[name] = E.isLeft(h) ? fail(`upload '${name}'`, h.left) : h.right;
+  }
+  return handles;
+}
+
+/** A 1-cell kernel whose output depends on `of`; reading it back waits for everything queued before it. */
+function syncKernel(device: Device): DeviceKernel {
+  const k = device.buildKernel({ name: 'bench-sync', source: 'function(a) { return a[0]; }', output: [1], argumentTypes: { a: 'Array' }, returnType: 'Number' });
+  return E.isLeft(k) ? fail('build the sync kernel', formatDeviceError(k.left)) : k.right;
+}
+
+async function synchronize(device: Device, kernel: DeviceKernel, of: DeviceHandle): Promise<void> {
+  const probe = await device.launch(kernel, [of]);
+  if (E.isLeft(probe)) fail('sync launch', formatDeviceError(probe.left));
+  const h = (probe as E.Right<DeviceHandle>).right;
+  const r = await device.read(h);
+  device.free(h);
+  if (E.isLeft(r)) fail('sync readback', formatDeviceError(r.left));
+}
+
+async function compileTimed(graph: Graph, backend: BackendName, log?: (line: string) => void): Promise<{ exe: Executable; compileMs: number }> {
+  const t0 = performance.now();
+  let lastReport = t0;
+  const exe = await compile(graph, {
+    backend,
+    onProgress: (done, total) => {
+      // a progress line at most every 10 s, so a long warm-up is visibly alive
+      if (log !== undefined && (performance.now() - lastReport > 10_000 || done === total)) {
+        lastReport = performance.now();
+        log(`  ${backend}: built ${done}/${total} kernels (${((lastReport - t0) / 1000).toFixed(1)} s)`);
+      }
+    },
+  });
+  const compileMs = performance.now() - t0;
+  return { exe: E.isLeft(exe) ? fail(`compile on ${backend}`, exe.left) : exe.right, compileMs };
+}
+
+const facts = (exe: Executable, compileMs: number, firstRunMs: number): CompiledFacts => ({
+  backend: exe.backend,
+  compileMs,
+  firstRunMs,
+  kernels: exe.plan.kernels.length,
+  builtKernels: exe.builtKernels,
+  peakBytes: exe.plan.memory.peakBytes,
+  inputBytes: exe.plan.memory.inputBytes,
+});
+
+/** A stateless workload (micro-benchmarks): same inputs every run, every output freed after its run. */
+export async function benchGraph(
+  graph: Graph,
+  inputs: Readonly<Record<string, Float32Array>>,
+  backend: BackendName,
+  plan: RunPlan,
+  log?: (line: string) => void,
+): Promise<OursResult & { readonly outputs: Readonly<Record<string, Float32Array>> }> {
+  const { exe, compileMs } = await compileTimed(graph, backend, log);
+  try {
+    const bound = await uploadAll(exe, inputs);
+    const sync = syncKernel(exe.device);
+    // Synchronize on the smallest output: the cheapest 1-cell probe to launch on every backend.
+    const names = Object.keys(exe.plan.graph.outputs);
+    const smallest = names.reduce((a, b) => (numel(exe.plan.graph.outputs[b].shape) < numel(exe.plan.graph.outputs[a].shape) ? b : a));
+    let last: Record<string, DeviceHandle> | null = null;
+    const once = async (): Promise<void> => {
+      if (last !== null) for (const h of Object.values(last)) exe.device.free(h);
+      const r = await exe.run(bound);
+      last = E.isLeft(r) ? fail(`run on ${backend}`, r.left) : r.right;
+      await synchronize(exe.device, sync, last[smallest]);
+    };
+    const t0 = performance.now();
+    await once();
+    const firstRunMs = performance.now() - t0;
+    const timing = await timeRuns(once, plan.warmup, plan.iterations);
+    const outputs: Record<string, Float32Array> = {};
+    const final = last as Record<string, DeviceHandle> | null;
+    if (final !== null) {
+      for (const [name, h] of Object.entries(final)) {
+        const r = await exe.read(h);
+        outputs[name] = E.isLeft(r) ? fail(`read '${name}'`, r.left) : r.right;
+      }
+    }
+    return { ...facts(exe, compileMs, firstRunMs), timing, outputs };
+  } finally {
+    await exe.dispose();
+  }
+}
+
+/**
+ * A training step: `state` names are graph params whose next values are the outputs of the same names;
+ * `inputs` are bound once; `syncOn` names a scalar output read after every step (the loss).
+ */
+export async function benchStep(
+  graph: Graph,
+  state: Readonly<Record<string, Float32Array>>,
+  inputs: Readonly<Record<string, Float32Array>>,
+  syncOn: string,
+  backend: BackendName,
+  plan: RunPlan,
+  log?: (line: string) => void,
+): Promise<OursResult & { readonly losses: readonly number[]; readonly liveHandlesBefore: number; readonly liveHandlesAfter: number }> {
+  for (const name of Object.keys(state)) if (graph.outputs[name] === undefined) fail('benchStep', `state '${name}' has no output of the same name`);
+  const { exe, compileMs } = await compileTimed(graph, backend, log);
+  try {
+    const stateHandles = await uploadAll(exe, state);
+    const inputHandles = await uploadAll(exe, inputs);
+    const liveHandlesBefore = exe.device.liveHandles().count;
+    const losses: number[] = [];
+    const once = async (): Promise<void> => {
+      const r = await exe.run({ ...stateHandles, ...inputHandles });
+      const out = E.isLeft(r) ? fail(`step on ${backend}`, r.left) : r.right;
+      for (const name of Object.keys(state)) {
+        exe.device.free(stateHandles[name]);
+        stateHandles[name] = out[name];
+      }
+      for (const [name, h] of Object.entries(out)) if (state[name] === undefined && name !== syncOn) exe.device.free(h);
+      const loss = await exe.read(out[syncOn]);
+      exe.device.free(out[syncOn]);
+      losses.push(E.isLeft(loss) ? fail(`read '${syncOn}'`, loss.left) : loss.right[0]);
+    };
+    const t0 = performance.now();
+    await once();
+    const firstRunMs = performance.now() - t0;
+    const timing = await timeRuns(once, plan.warmup, plan.iterations);
+    return { ...facts(exe, compileMs, firstRunMs), timing, losses, liveHandlesBefore, liveHandlesAfter: exe.device.liveHandles().count };
+  } finally {
+    await exe.dispose();
+  }
+}
+
+/**
+ * The reference column: the naive matmul a gpu.js user writes (one output per thread, `a[y][k]·b[k][x]`),
+ * on the same backend and Device layer (same kernel settings, operands resident, same synchronization).
+ */
+export async function benchNaiveMatmul(n: number, a: Float32Array, b: Float32Array, backend: BackendName, plan: RunPlan): Promise<{ readonly timing: Timing; readonly firstRunMs: number; readonly output: Float32Array }> {
+  const opened = await Device.open(backend);
+  const device = E.isLeft(opened) ? fail(`open ${backend}`, formatDeviceError(opened.left)) : opened.right;
+  try {
+    const kernel = device.buildKernel({
+      name: 'naive-matmul',
+      source: `function(a, b) { let sum = 0.0; for (let k = 0; k < ${n}; k++) { sum += a[this.thread.y][k] * b[k][this.thread.x]; } return sum; }`,
+      output: [n, n],
+      argumentTypes: { a: 'Array', b: 'Array' },
+      returnType: 'Number',
+    });
+    const k = E.isLeft(kernel) ? fail('build the naive matmul', formatDeviceError(kernel.left)) : kernel.right;
+    const up = async (v: Float32Array) => {
+      const h = await device.upload(v, [n, n]);
+      return E.isLeft(h) ? fail('upload', formatDeviceError(h.left)) : h.right;
+    };
+    const ha = await up(a);
+    const hb = await up(b);
+    const sync = syncKernel(device);
+    let last: DeviceHandle | null = null;
+    const once = async (): Promise<void> => {
+      if (last !== null) device.free(last);
+      const r = await device.launch(k, [ha, hb]);
+      last = E.isLeft(r) ? fail('naive matmul launch', formatDeviceError(r.left)) : r.right;
+      await synchronize(device, sync, last);
+    };
+    const t0 = performance.now();
+    await once();
+    const firstRunMs = performance.now() - t0;
+    const timing = await timeRuns(once, plan.warmup, plan.iterations);
+    const final = last as DeviceHandle | null;
+    if (final === null) return fail('naive matmul', 'no run happened');
+    const read = await device.read(final);
+    return { timing, firstRunMs, output: E.isLeft(read) ? fail('naive matmul readback', formatDeviceError(read.left)) : read.right };
+  } finally {
+    await device.dispose();
+  }
+}

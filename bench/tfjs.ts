@@ -1,0 +1,361 @@
+// TensorFlow.js 4.22 peers (tfjs-backend-cpu and tfjs-backend-wasm) on the same workloads, in the same process
+// as our runs. The model and the wasm weight-gradient replacement follow /work/shared/peers/tfjs_bench.js
+// (NHWC, as tfjs prefers); this is a typed rewrite, not a copy.
+//
+// Loading: tfjs-core's CommonJS build (what Node resolves) registers no gradients; the union package's build
+// does, into the same global engine, so it is imported for that side effect. tfjs prints a "use tfjs-node"
+// banner through console.log when it loads, hence the dynamic import behind `loadTfjs` (main.ts routes
+// console.log away from a JSON stdout first).
+import { createRequire } from 'node:module';
+import { dirname, join, sep } from 'node:path';
+import type * as TfCore from '@tensorflow/tfjs-core';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { createRng, type Rng } from '../clove/data/rng.ts';
+import { timeRuns, type Timing } from './timing.ts';
+import { STAGE_STRIDES, STEM, w1GridSide, type MicroSizes, type W1Shape } from './flops.ts';
+
+type Tf = typeof TfCore;
+export type TfjsBackend = 'cpu' | 'wasm';
+
+let loaded: Promise<Tf> | null = null;
+
+/** tfjs-core with the cpu backend, the union package's gradients and the wasm backend (whose .wasm files are next to it). */
+export function loadTfjs(): Promise<Tf> {
+  if (loaded === null) {
+    loaded = (async () => {
+      const tf = await import('@tensorflow/tfjs-core');
+      await import('@tensorflow/tfjs-backend-cpu');
+      await import('@tensorflow/tfjs');
+      const wasm = await import('@tensorflow/tfjs-backend-wasm');
+      const require = createRequire(import.meta.url);
+      wasm.setWasmPaths(join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm')), sep));
+      return tf;
+    })();
+  }
+  return loaded;
+}
+
+export interface TfjsSetup {
+  readonly tf: Tf;
+  readonly backend: TfjsBackend;
+  /** What was configured (SIMD, threads, kernel replacements), for the report. */
+  readonly notes: readonly string[];
+}
+
+/** Switches tfjs to `backend`; on wasm, registers the missing Conv2DBackpropFilter. Errors are values. */
+export async function setupTfjs(backend: TfjsBackend): Promise<{ ok: true; setup: TfjsSetup } | { ok: false; reason: string }> {
+  let tf: Tf;
+  try {
+    tf = await loadTfjs();
+  } catch (error) {
+    return { ok: false, reason: `loading @tensorflow/tfjs* failed: ${String(error)}` };
+  }
+  const notes: string[] = [];
+  let ready = false;
+  try {
+    ready = await tf.setBackend(backend);
+    await tf.ready();
+  } catch (error) {
+    return { ok: false, reason: `tf.setBackend('${backend}') threw: ${String(error)}` };
+  }
+  if (!ready) return { ok: false, reason: `tf.setBackend('${backend}') returned false` };
+  if (backend === 'wasm') {
+    const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+    const threads = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
+    notes.push(`wasm SIMD ${String(simd)}, threads ${String(threads)} (tfjs turns wasm threads off in Node)`);
+    notes.push(installWasmWeightGradient(tf));
+  }
+  return { ok: true, setup: { tf, backend, notes } };
+}
+
+/**
+ * tfjs-backend-wasm 4.22 has Conv2D and Conv2DBackpropInput but no Conv2DBackpropFilter, so any gradient through
+ * conv2d fails there. tf.registerKernel lets us add one built from kernels wasm has (tfjs_bench.js's
+ * 'composite'): dW[ky,kx,ci,co] = Σ_{n,y,x} Xpad[n, s·y+ky, s·x+kx, ci] · dY[n,y,x,co], which is one dilated
+ * conv2d of Xpadᵀ [Cin, He, We, N] with dYᵀ [Ho, Wo, N, Cout], plus three transposes.
+ */
+function installWasmWeightGradient(tf: Tf): string {
+  const name = 'Conv2DBackpropFilter';
+  if (tf.getKernel(name, 'wasm') !== undefined) return `wasm has ${name}`;
+  tf.registerKernel({
+    kernelName: name,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const wasm = backend as BackendWasm;
+      const x = inputs.x;
+      const dy = inputs.dy;
+      if (x === undefined || dy === undefined || attrs === undefined) throw new Error(`${name} replacement: missing x, dy or attrs`);
+      const a = attrs as unknown as TfCore.Conv2DBackpropFilterAttrs;
+      const [n, hIn, wIn, cIn] = x.shape as [number, number, number, number];
+      const info = tf.backend_util.computeConv2DInfo([n, hIn, wIn, cIn], a.filterShape, a.strides, 1, a.pad, a.dimRoundingMode, false, 'channelsLast');
+      const result = tf.tidy(() => {
+        // Kernel inputs are backend data, not engine tensors: wrap them, and bump the refcount the wrapper will drop.
+        const X = tf.engine().makeTensorFromTensorInfo(x, wasm);
+        wasm.incRef(x.dataId);
+        const DY = tf.engine().makeTensorFromTensorInfo(dy, wasm);
+        wasm.incRef(dy.dataId);
+        const { top, left } = info.padInfo;
+        const { outHeight, outWidth, strideHeight, strideWidth, filterHeight, filterWidth } = info;
+        const hExt = (outHeight - 1) * strideHeight + filterHeight;
+        const wExt = (outWidth - 1) * strideWidth + filterWidth;
+        let padded = tf.pad(X as TfCore.Tensor4D, [
+          [0, 0],
+          [top, Math.max(0, hExt - hIn - top)],
+          [left, Math.max(0, wExt - wIn - left)],
+          [0, 0],
+        ]);
+        if (padded.shape[1] !== hExt || padded.shape[2] !== wExt) padded = tf.slice(padded, [0, 0, 0, 0], [n, hExt, wExt, cIn]);
+        const r = tf.conv2d(tf.transpose(padded, [3, 1, 2, 0]), tf.transpose(DY as TfCore.Tensor4D, [1, 2, 0, 3]), 1, 'valid', 'NHWC', [strideHeight, strideWidth]);
+        return tf.transpose(r, [1, 2, 0, 3]);
+      });
+      // A kernel must return backend-owned data, not an engine tensor: copy into a fresh output.
+      const out = wasm.makeOutput([...result.shape], 'float32');
+      wasm.typedArrayFromHeap(out).set(wasm.typedArrayFromHeap(result));
+      result.dispose();
+      return out;
+    },
+  });
+  return `wasm lacks ${name}: registered a replacement (transposes + one dilated conv2d on wasm kernels, as tfjs_bench.js --bwd-filter composite)`;
+}
+
+const randn = (tf: Tf, shape: readonly number[], std: number, rng: Rng): TfCore.Tensor => {
+  const n = shape.reduce((a, c) => a * c, 1);
+  return tf.tensor(Float32Array.from({ length: n }, () => rng.normal() * std), [...shape]);
+};
+
+/** Every tfjs op on cpu/wasm runs to completion inside the call; reading the smallest output closes the sample anyway. */
+const settle = async (ts: readonly TfCore.Tensor[]): Promise<void> => {
+  const smallest = ts.reduce((a, b) => (b.size < a.size ? b : a));
+  await smallest.data();
+  for (const t of ts) t.dispose();
+};
+
+export interface TfjsRunPlan {
+  readonly warmup: number;
+  readonly iterations: number;
+}
+
+export type TfjsMicroName = 'matmul' | 'convForward' | 'convForwardBackward' | 'blockForwardBackward';
+
+/** One tfjs micro-benchmark; `plans` chooses warm-up/iterations per workload (the slow cpu backward gets fewer). */
+export async function tfjsMicro(setup: TfjsSetup, m: MicroSizes, which: TfjsMicroName, plan: TfjsRunPlan): Promise<Timing> {
+  const { tf } = setup;
+  const rng = createRng(7);
+  const keep: TfCore.Tensor[] = [];
+  const mk = (shape: readonly number[], std: number) => {
+    const t = randn(tf, shape, std, rng);
+    keep.push(t);
+    return t;
+  };
+  try {
+    const { convBatch: n, convChannels: c, convSize: s } = m;
+    const wStd = Math.sqrt(2 / (9 * c));
+    if (which === 'matmul') {
+      const a = mk([m.matmul, m.matmul], 1) as TfCore.Tensor2D;
+      const b = mk([m.matmul, m.matmul], 1) as TfCore.Tensor2D;
+      return await timeRuns(() => settle([tf.matMul(a, b)]), plan.warmup, plan.iterations);
+    }
+    const x = mk([n, s, s, c], 1) as TfCore.Tensor4D;
+    const w = mk([3, 3, c, c], wStd) as TfCore.Tensor4D;
+    const gy = mk([n, s, s, c], 1) as TfCore.Tensor4D;
+    if (which === 'convForward') return await timeRuns(() => settle([tf.conv2d(x, w, 1, 1)]), plan.warmup, plan.iterations);
+    if (which === 'convForwardBackward') {
+      const f = tf.valueAndGrads((xx: TfCore.Tensor, ww: TfCore.Tensor) => tf.conv2d(xx as TfCore.Tensor4D, ww as TfCore.Tensor4D, 1, 1));
+      return await timeRuns(
+        () => {
+          const { value, grads } = f([x, w], gy);
+          return settle([value, ...grads]);
+        },
+        plan.warmup,
+        plan.iterations,
+      );
+    }
+    const w2 = mk([3, 3, c, c], wStd) as TfCore.Tensor4D;
+    const ones = tf.ones([c]);
+    const zeros = tf.zeros([c]);
+    keep.push(ones, zeros);
+    const bn = (y: TfCore.Tensor4D, g: TfCore.Tensor, b: TfCore.Tensor): TfCore.Tensor4D => {
+      const { mean, variance } = tf.moments(y, [0, 1, 2]);
+      return tf.batchNorm(y, mean, variance, b as TfCore.Tensor1D, g as TfCore.Tensor1D, 1e-5) as TfCore.Tensor4D;
+    };
+    const block = tf.valueAndGrads((...args: TfCore.Tensor[]) => {
+      const [xx, wa, ga, ba, wb, gb, bb] = args;
+      const h = tf.relu(bn(tf.conv2d(xx as TfCore.Tensor4D, wa as TfCore.Tensor4D, 1, 1), ga, ba));
+      return tf.relu(tf.add(bn(tf.conv2d(h, wb as TfCore.Tensor4D, 1, 1), gb, bb), xx));
+    });
+    return await timeRuns(
+      () => {
+        const { value, grads } = block([x, w, ones, zeros, w2, ones, zeros], gy);
+        return settle([value, ...grads]);
+      },
+      plan.warmup,
+      plan.iterations,
+    );
+  } finally {
+    for (const t of keep) t.dispose();
+  }
+}
+
+// ---- W1 in tfjs (NHWC) ------------------------------------------------------------------------------------------
+
+type VarMap = Record<string, TfCore.Variable>;
+
+function makeEncoderHead(tf: Tf, s: W1Shape, rng: Rng): VarMap {
+  const p: VarMap = {};
+  const conv = (name: string, k: number, cIn: number, cOut: number) => {
+    p[name] = tf.variable(randn(tf, [k, k, cIn, cOut], Math.sqrt(2 / (k * k * cIn)), rng), true, name);
+  };
+  const bn = (name: string, c: number) => {
+    p[`${name}.g`] = tf.variable(tf.ones([c]), true, `${name}.g`);
+    p[`${name}.b`] = tf.variable(tf.zeros([c]), true, `${name}.b`);
+  };
+  conv('stem', STEM.kernel, s.imageChannels, s.widths[0]);
+  bn('stem.bn', s.widths[0]);
+  let cIn = s.widths[0];
+  s.widths.forEach((w, stage) => {
+    for (let b = 0; b < 2; b++) {
+      const stride = b === 0 ? STAGE_STRIDES[stage] : 1;
+      const n = `s${stage}b${b}`;
+      conv(`${n}.c1`, 3, cIn, w);
+      bn(`${n}.bn1`, w);
+      conv(`${n}.c2`, 3, w, w);
+      bn(`${n}.bn2`, w);
+      if (stride !== 1 || cIn !== w) {
+        conv(`${n}.proj`, 1, cIn, w);
+        bn(`${n}.bnp`, w);
+      }
+      cIn = w;
+    }
+  });
+  conv('head.c1', 1, s.widths[3], s.headHidden);
+  bn('head.bn', s.headHidden);
+  conv('head.c2', 1, s.headHidden, s.dim);
+  p['head.c2.bias'] = tf.variable(tf.zeros([s.dim]), true, 'head.c2.bias');
+  return p;
+}
+
+function encoderHeadForward(tf: Tf, s: W1Shape, p: VarMap, x: TfCore.Tensor4D): TfCore.Tensor3D {
+  const v = (name: string): TfCore.Variable => {
+    const t = p[name];
+    if (t === undefined) throw new Error(`tfjs W1: no variable '${name}'`);
+    return t;
+  };
+  const bn = (y: TfCore.Tensor4D, name: string): TfCore.Tensor4D => {
+    const { mean, variance } = tf.moments(y, [0, 1, 2]);
+    return tf.batchNorm(y, mean, variance, v(`${name}.b`) as TfCore.Tensor1D, v(`${name}.g`) as TfCore.Tensor1D, 1e-5) as TfCore.Tensor4D;
+  };
+  const conv = (h: TfCore.Tensor4D, name: string, stride: number, pad: number) => tf.conv2d(h, v(name) as TfCore.Tensor4D, stride, pad);
+  let h = tf.relu(bn(conv(x, 'stem', STEM.stride, STEM.padding), 'stem.bn'));
+  let cIn = s.widths[0];
+  s.widths.forEach((w, stage) => {
+    for (let b = 0; b < 2; b++) {
+      const stride = b === 0 ? STAGE_STRIDES[stage] : 1;
+      const n = `s${stage}b${b}`;
+      const y = bn(conv(tf.relu(bn(conv(h, `${n}.c1`, stride, 1), `${n}.bn1`)), `${n}.c2`, 1, 1), `${n}.bn2`);
+      const shortcut = stride !== 1 || cIn !== w ? bn(conv(h, `${n}.proj`, stride, 0), `${n}.bnp`) : h;
+      h = tf.relu(tf.add(y, shortcut)) as TfCore.Tensor4D;
+      cIn = w;
+    }
+  });
+  h = tf.relu(bn(conv(h, 'head.c1', 1, 0), 'head.bn'));
+  h = tf.add(conv(h, 'head.c2', 1, 0), v('head.c2.bias'));
+  const cells = w1GridSide(s) ** 2;
+  return tf.reshape(h, [x.shape[0], cells, s.dim]);
+}
+
+const l2n = (tf: Tf, x: TfCore.Tensor): TfCore.Tensor => tf.mul(x, tf.rsqrt(tf.add(tf.sum(tf.square(x), -1, true), 1e-12)));
+
+/**
+ * Runs W1 on the current tfjs backend: setup, `warmup` untimed steps, `iterations` timed ones. Each step ends
+ * with reads of the loss and of two updated parameters, so the update has finished before the clock stops.
+ */
+export async function tfjsW1(setup: TfjsSetup, s: W1Shape, plan: TfjsRunPlan): Promise<Timing & { readonly lossFirstLast: readonly [number, number]; readonly studentParams: number }> {
+  const { tf } = setup;
+  const rng = createRng(1234);
+  const cells = w1GridSide(s) ** 2;
+  const D = s.dim;
+  const heads = s.heads;
+  const dh = D / heads;
+  const B = s.batch;
+  const student = makeEncoderHead(tf, s, rng);
+  const std = 1 / Math.sqrt(D);
+  const pred: VarMap = {
+    wq: tf.variable(randn(tf, [D, D], std, rng), true, 'pred.wq'),
+    wk: tf.variable(randn(tf, [D, D], std, rng), true, 'pred.wk'),
+    wv: tf.variable(randn(tf, [D, D], std, rng), true, 'pred.wv'),
+    wo: tf.variable(randn(tf, [D, D], std, rng), true, 'pred.wo'),
+    bo: tf.variable(tf.zeros([D]), true, 'pred.bo'),
+  };
+  const teacher: VarMap = {};
+  for (const [k, v] of Object.entries(student)) teacher[k] = tf.variable(v.clone(), false, `t.${k}`);
+  const trainable: VarMap = { ...student, ...Object.fromEntries(Object.entries(pred).map(([k, v]) => [`pred.${k}`, v])) };
+  const names = Object.keys(trainable);
+  const varList = names.map((k) => trainable[k]);
+  const momentum = names.map((k) => tf.variable(tf.zerosLike(trainable[k]), false, `m.${k}`));
+  const views = tf.concat([randn(tf, [B, s.imageSize, s.imageSize, s.imageChannels], 1, rng), randn(tf, [B, s.imageSize, s.imageSize, s.imageChannels], 1, rng)], 0) as TfCore.Tensor4D;
+  const maskValues = Float32Array.from({ length: B * cells * cells }, () => (rng.uniform() < s.maskDensity ? 1 : 0));
+  const mask = tf.tensor3d(maskValues, [B, cells, cells]);
+  const maskT = tf.transpose(mask, [0, 2, 1]);
+  const count = tf.scalar(Math.max(1, 2 * maskValues.reduce((a, b) => a + b, 0)));
+
+  const predictorForward = (x: TfCore.Tensor3D): TfCore.Tensor3D => {
+    const n = x.shape[0];
+    const flat = tf.reshape(x, [n * cells, D]) as TfCore.Tensor2D;
+    const split = (w: TfCore.Variable) =>
+      tf.reshape(tf.transpose(tf.reshape(tf.matMul(flat, w as TfCore.Tensor2D), [n, cells, heads, dh]), [0, 2, 1, 3]), [n * heads, cells, dh]) as TfCore.Tensor3D;
+    const q = l2n(tf, split(pred.wq)) as TfCore.Tensor3D;
+    const k = l2n(tf, split(pred.wk)) as TfCore.Tensor3D;
+    const v = split(pred.wv);
+    const attn = tf.softmax(tf.div(tf.matMul(q, k, false, true), s.temperature)) as TfCore.Tensor3D;
+    const o = tf.reshape(tf.transpose(tf.reshape(tf.matMul(attn, v), [n, heads, cells, dh]), [0, 2, 1, 3]), [n * cells, D]) as TfCore.Tensor2D;
+    return tf.add(x, tf.reshape(tf.add(tf.matMul(o, pred.wo as TfCore.Tensor2D), pred.bo), [n, cells, D])) as TfCore.Tensor3D;
+  };
+  // tfjs has no stop-gradient and TopK has no gradient: the negative is a customGrad with a zero gradient.
+  const negatives = tf.customGrad((...args: (TfCore.Tensor | TfCore.GradSaveFunc)[]) => {
+    const [cn, fn] = args as [TfCore.Tensor, TfCore.Tensor];
+    const sim = tf.matMul(cn as TfCore.Tensor3D, fn as TfCore.Tensor3D, false, true);
+    const idx = tf.slice(tf.topk(sim, s.topk).indices, [0, 0, 1], [-1, -1, s.topk - 1]);
+    const selection = tf.div(tf.sum(tf.oneHot(idx, cells), 2), s.topk - 1) as TfCore.Tensor3D;
+    return { value: l2n(tf, tf.matMul(selection, fn as TfCore.Tensor3D)), gradFunc: () => [tf.zerosLike(cn), tf.zerosLike(fn)] };
+  });
+  const denseLoss = (c: TfCore.Tensor, f: TfCore.Tensor, m: TfCore.Tensor): TfCore.Tensor => {
+    const cn = l2n(tf, c);
+    const fn = l2n(tf, f);
+    const sim = tf.matMul(cn as TfCore.Tensor3D, fn as TfCore.Tensor3D, false, true);
+    const sneg = tf.sum(tf.mul(cn, negatives(cn, fn)), -1, true);
+    return tf.sum(tf.mul(tf.relu(tf.add(tf.sub(sneg, sim), s.margin)), m));
+  };
+  const losses: number[] = [];
+  const step = async (): Promise<void> => {
+    const ft = tf.tidy(() => encoderHeadForward(tf, s, teacher, views));
+    const { value, grads } = tf.variableGrads(() => {
+      const c = predictorForward(encoderHeadForward(tf, s, student, views));
+      const l1 = denseLoss(tf.slice(c, [0, 0, 0], [B, cells, D]), tf.slice(ft, [B, 0, 0], [B, cells, D]), mask);
+      const l2 = denseLoss(tf.slice(c, [B, 0, 0], [B, cells, D]), tf.slice(ft, [0, 0, 0], [B, cells, D]), maskT);
+      return tf.div(tf.add(l1, l2), count) as TfCore.Scalar;
+    }, varList);
+    tf.tidy(() => {
+      names.forEach((k, i) => {
+        // PyTorch SGD: buf = m·buf + (g + wd·w); w -= lr·buf
+        const w = trainable[k];
+        const g = grads[w.name];
+        if (g === undefined) throw new Error(`tfjs W1: no gradient for ${k}`);
+        momentum[i].assign(tf.add(tf.mul(momentum[i], s.momentum), tf.add(g, tf.mul(w, s.weightDecay))));
+        w.assign(tf.sub(w, tf.mul(momentum[i], s.learningRate)));
+      });
+      for (const k of Object.keys(student)) teacher[k].assign(tf.add(tf.mul(teacher[k], s.ema), tf.mul(student[k], 1 - s.ema)));
+    });
+    losses.push((await value.data())[0]);
+    await varList[varList.length - 1].data();
+    await teacher.stem.data();
+    value.dispose();
+    ft.dispose();
+    for (const g of Object.values(grads)) g.dispose();
+  };
+  try {
+    const timing = await timeRuns(step, plan.warmup, plan.iterations);
+    return { ...timing, lossFirstLast: [losses[0], losses[losses.length - 1]], studentParams: varList.reduce((a, v) => a + v.size, 0) };
+  } finally {
+    for (const v of [...varList, ...Object.values(teacher), ...momentum, views, mask, maskT, count]) v.dispose();
+  }
+}
