@@ -5,7 +5,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
 import * as O from 'fp-ts/lib/Option.js';
-import { compile, type Executable } from '../compiler/compile.ts';
+import { compile, plan, type Executable } from '../compiler/compile.ts';
+import { describeOversize, describeTensor } from '../compiler/memplan.ts';
+import { bufferBytes } from '../compiler/schedule.ts';
 import { makeGraph } from '../compiler/ir.ts';
 import type { DeviceHandle } from '../compiler/runtime/device.ts';
 import { groupOf, loadCheckpoint, prefixTensors, saveCheckpoint, tensorGroups, type CheckpointTensor, type TensorGroup } from './checkpoint.ts';
@@ -166,6 +168,8 @@ export interface RunResult {
 
 export interface PretrainOptions {
   readonly config: Config;
+  /** Only build, fuse and plan the step (no device, no data): report kernels and the memory plan. */
+  readonly planOnly?: boolean;
   readonly resume: boolean;
   readonly log: Logger;
   /** Set (e.g. by SIGINT) to stop after the current step with a checkpoint. */
@@ -180,6 +184,7 @@ const fmtDuration = (s: number): string => (s >= 3600 ? `${Math.floor(s / 3600)}
 export async function pretrain(o: PretrainOptions): Promise<E.Either<string, RunResult>> {
   const { config, log } = o;
   const outDir = config.run.outDir;
+  if (o.planOnly === true) return planStep(config, log);
   const data = openPretrainData(config, log);
   if (E.isLeft(data)) return data;
   log.info(`data: ${data.right.description}`);
@@ -233,6 +238,24 @@ export async function pretrain(o: PretrainOptions): Promise<E.Either<string, Run
   } finally {
     await exe.right.dispose();
   }
+}
+
+/** Build and plan the step without running it: what `--plan` prints, even for configs too big for this machine. */
+function planStep(config: Config, log: Logger): E.Either<string, RunResult> {
+  const step = buildTrainStep(config, stepShapesOf(config));
+  if (E.isLeft(step)) return E.left(`the config does not give a valid training step: ${step.left}`);
+  const graph = makeGraph(step.right.outputs);
+  log.info(`step graph: ${graph.nodes.length} nodes, ${Object.keys(step.right.state).length} state tensors`);
+  const limits = { maxBufferBytes: 2 ** 31 };
+  const planned = plan(graph, limits, { allowOversize: true });
+  if (E.isLeft(planned)) return E.left(planned.left);
+  const p = planned.right;
+  const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+  const largest = [...p.kernels].sort((a, c) => bufferBytes(c.root) - bufferBytes(a.root))[0];
+  log.info(`plan: ${p.kernels.length} kernels (${new Set(p.sources).size} distinct sources)`);
+  log.info(`memory plan: peak ${mib(p.memory.peakBytes)} (state and inputs ${mib(p.memory.inputBytes)}, no-reuse ${mib(p.memory.noReuseBytes)}); largest tensor ${describeTensor(largest.root)} = ${mib(bufferBytes(largest.root))}`);
+  if (p.oversize.length > 0) log.info(`this step cannot run with these sizes: ${describeOversize(p.oversize, limits)}`);
+  return E.right({ steps: 0, firstLoss: NaN, lastLoss: NaN, checkpoint: '', backend: 'none (plan only)', interrupted: false });
 }
 
 async function runLoop(o: PretrainOptions, exe: Executable, step: TrainStep, data: PretrainData, init: Record<string, Float32Array>, startStep: number): Promise<E.Either<string, RunResult>> {

@@ -1,7 +1,7 @@
 // Reverse-mode automatic differentiation as a graph-to-graph transform: the gradients are ordinary nodes,
 // so they can be inspected, simplified, interpreted and compiled like any other graph.
 import { addCot, constant, zerosLike } from './build.ts';
-import { reachable, type Node } from './ir.ts';
+import { atLayer, reachable, type Node } from './ir.ts';
 import { registry } from './registry.ts';
 
 type VjpRule = (node: Node, cotangent: Node) => readonly (Node | null)[];
@@ -22,7 +22,7 @@ export function vjp(output: Node, wrt: readonly Node[]): Node[] {
     const n = nodes[k];
     const g = cot.get(n.id) ?? null;
     if (g === null || !relevant.has(n.id) || n.inputs.length === 0) continue;
-    const parts = (registry[n.op].vjp as VjpRule)(n, g);
+    const parts = atLayer(n.layer, () => (registry[n.op].vjp as VjpRule)(n, g));
     n.inputs.forEach((inp, i) => {
       if (!relevant.has(inp.id) || inp.dtype !== 'f32') return;
       cot.set(inp.id, addCot(cot.get(inp.id) ?? null, parts[i] ?? null));

@@ -6,7 +6,7 @@ import { kernelSignature, kernelSource } from './codegen.ts';
 import { SourceCache } from './runtime/cache.ts';
 import { stopGradient } from './build.ts';
 import { makeGraph, numel, showShape, type Graph, type Node } from './ir.ts';
-import { planMemory, type MemoryPlan } from './memplan.ts';
+import { describeOversize, oversizeTensors, planMemory, type MemoryPlan } from './memplan.ts';
 import { optimize } from './passes/index.ts';
 import { explicitConvPadding } from './passes/explicitConvPadding.ts';
 import { splitReductions } from './passes/splitReductions.ts';
@@ -23,13 +23,22 @@ export interface ProgramPlan {
   readonly memory: MemoryPlan;
   /** Caller-bound leaves (params and inputs), by name. */
   readonly bindings: ReadonlyMap<string, Node>;
+  /** Tensors over the limits (only with `allowOversize`; such a plan cannot run). */
+  readonly oversize: readonly Node[];
 }
 
 /**
  * Typecheck, optimize, fuse, schedule, generate sources and plan memory. Pure, except that a `sourceCache`
  * (generated sources on disk, keyed by kernel structure) lets a second process skip code generation.
  */
-export function plan(graph: Graph, limits: { maxBufferBytes: number } = { maxBufferBytes: 2 ** 31 }, sourceCache?: SourceCache): E.Either<string, ProgramPlan> {
+export interface PlanOptions {
+  /** Plan even when tensors exceed the limits (listed in `oversize`): to report what a config would need. */
+  readonly allowOversize?: boolean;
+  readonly sourceCache?: SourceCache;
+}
+
+export function plan(graph: Graph, limits: { maxBufferBytes: number } = { maxBufferBytes: 2 ** 31 }, options: PlanOptions = {}): E.Either<string, ProgramPlan> {
+  const sourceCache = options.sourceCache;
   const checked = typecheck(graph);
   if (E.isLeft(checked)) return E.left(`the graph does not typecheck:\n${formatShapeErrors(checked.left)}`);
   // An output that is (or simplifies to) a bound leaf gets its own copy, so the caller never receives its own
@@ -37,8 +46,11 @@ export function plan(graph: Graph, limits: { maxBufferBytes: number } = { maxBuf
   const optimized = splitReductions(explicitConvPadding(optimize(graph)));
   const g = makeGraph(Object.fromEntries(Object.entries(optimized.outputs).map(([k, n]) => [k, n.op === 'param' || n.op === 'input' ? stopGradient(n) : n])));
   const { kernels } = schedule(g);
-  const memory = planMemory(g, kernels, limits);
-  if (E.isLeft(memory)) return memory;
+  const memory = planMemory(g, kernels);
+  const tooBig = oversizeTensors(g, kernels, limits);
+  if (tooBig.length > 0 && options.allowOversize !== true) {
+    return E.left(`memory plan (peak ${memory.peakBytes} bytes): ${describeOversize(tooBig, limits)}`);
+  }
   const bindings = new Map<string, Node>();
   for (const n of g.nodes) {
     if (n.op !== 'param' && n.op !== 'input') continue;
@@ -57,7 +69,7 @@ export function plan(graph: Graph, limits: { maxBufferBytes: number } = { maxBuf
     if (E.isLeft(cached)) return cached;
     sources.push(cached.right.source);
   }
-  return E.right({ graph: g, kernels, sources, memory: memory.right, bindings });
+  return E.right({ graph: g, kernels, sources, memory, bindings, oversize: tooBig });
 }
 
 export interface CompileOptions {
@@ -96,7 +108,7 @@ export async function compile(graph: Graph, options: CompileOptions = {}): Promi
   if (E.isLeft(opened)) return E.left(devErr(opened.left));
   const device = opened.right;
   const cache = options.sourceCacheDir === undefined ? undefined : new SourceCache(options.sourceCacheDir);
-  const planned = plan(graph, device.limits(), cache);
+  const planned = plan(graph, device.limits(), { sourceCache: cache });
   if (cache !== undefined) {
     const st = cache.stats();
     options.log?.(`kernel sources: ${st.hits} from the cache in ${options.sourceCacheDir}, ${st.misses} generated`);

@@ -61,6 +61,20 @@ export function withScope<T>(name: string, body: () => T): T {
 }
 export const currentScope = (): string => scopeStack.join('.');
 
+/**
+ * Build under an absolute layer path (replacing the current scope): passes and autodiff use it so that nodes
+ * they create carry the layer of the node they rewrite or differentiate.
+ */
+export function atLayer<T>(layer: string, body: () => T): T {
+  const saved = scopeStack.splice(0, scopeStack.length);
+  if (layer !== '') scopeStack.push(layer);
+  try {
+    return body();
+  } finally {
+    scopeStack.splice(0, scopeStack.length, ...saved);
+  }
+}
+
 // ---- interning ----------------------------------------------------------------------------------------------
 // Keys must distinguish every parameter value, including non-finite constants that JSON would turn into null
 // and -0, which JSON writes as 0 (merging const -0 into const 0 flips the sign of 1/x, so a folded neg(0)

@@ -1,7 +1,6 @@
 // The memory plan: liveness over the kernel schedule. Every kernel output is allocated at its launch and
 // freed right after its last reader (graph outputs are handed to the caller instead). Peak bytes are known
 // before anything runs, and tensors that no backend could hold fail here, naming the tensor.
-import * as E from 'fp-ts/lib/Either.js';
 import { numel, showShape, type Graph, type Node } from './ir.ts';
 import { bufferBytes, type KernelPlan } from './schedule.ts';
 
@@ -23,15 +22,26 @@ export const MAX_TENSOR_ELEMENTS = 2 ** 24;
 export const describeTensor = (n: Node): string =>
   `${n.op === 'param' || n.op === 'input' ? `${n.op} '${(n.params as { name: string }).name}'` : `${n.layer === '' ? '<top>' : n.layer}: ${n.op}`} ${showShape(n.shape)}`;
 
-export function planMemory(graph: Graph, kernels: readonly KernelPlan[], limits: { maxBufferBytes: number }): E.Either<string, MemoryPlan> {
+/** Tensors that no backend could hold: too many elements for exact float indices, or more bytes than a buffer. */
+export function oversizeTensors(graph: Graph, kernels: readonly KernelPlan[], limits: { maxBufferBytes: number }): Node[] {
   const bufferInputs = graph.nodes.filter((n) => n.op === 'param' || n.op === 'input');
-  const tooBig = [...bufferInputs, ...kernels.map((k) => k.root)].filter((n) => numel(n.shape) >= MAX_TENSOR_ELEMENTS || bufferBytes(n) > limits.maxBufferBytes);
-  if (tooBig.length > 0) {
-    return E.left(
-      `memory plan: ${tooBig.length} tensor(s) exceed the device limits (${MAX_TENSOR_ELEMENTS} elements for exact indices, ` +
-        `${limits.maxBufferBytes} bytes per buffer):\n${tooBig.map((n) => `  ${describeTensor(n)} = ${numel(n.shape)} elements, ${bufferBytes(n)} bytes`).join('\n')}`,
-    );
-  }
+  return [...bufferInputs, ...kernels.map((k) => k.root)].filter((n) => numel(n.shape) >= MAX_TENSOR_ELEMENTS || bufferBytes(n) > limits.maxBufferBytes);
+}
+
+/** One message naming the offending tensors (largest first, at most `show` of them). */
+export function describeOversize(tooBig: readonly Node[], limits: { maxBufferBytes: number }, show = 8): string {
+  const sorted = [...tooBig].sort((a, c) => bufferBytes(c) - bufferBytes(a));
+  const lines = sorted.slice(0, show).map((n) => `  ${describeTensor(n)} = ${numel(n.shape)} elements, ${bufferBytes(n)} bytes`);
+  const more = sorted.length > show ? [`  … and ${sorted.length - show} more`] : [];
+  return (
+    `${tooBig.length} tensor(s) exceed the device limits (${MAX_TENSOR_ELEMENTS} elements for exact indices, ` +
+    `${limits.maxBufferBytes} bytes per buffer):\n${[...lines, ...more].join('\n')}`
+  );
+}
+
+/** Liveness over the schedule. Size limits are checked separately (`oversizeTensors`), so a plan is always available. */
+export function planMemory(graph: Graph, kernels: readonly KernelPlan[]): MemoryPlan {
+  const bufferInputs = graph.nodes.filter((n) => n.op === 'param' || n.op === 'input');
   const outputs = new Set(Object.values(graph.outputs).map((n) => n.id));
   const lastRead = new Map<number, number>();
   kernels.forEach((k, pos) => k.args.forEach((a) => lastRead.set(a.id, pos)));
@@ -57,5 +67,5 @@ export function planMemory(graph: Graph, kernels: readonly KernelPlan[], limits:
     }
   });
   const noReuseBytes = inputBytes + kernels.reduce((s, k) => s + bufferBytes(k.root), 0);
-  return E.right({ steps, peakBytes: peak, noReuseBytes, inputBytes });
+  return { steps, peakBytes: peak, noReuseBytes, inputBytes };
 }

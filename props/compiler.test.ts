@@ -174,9 +174,9 @@ describe('kernel source cache', () => {
       const { y } = convBnRelu(2, 4, 6);
       const g = makeGraph({ y });
       const first = new SourceCache(dir);
-      const a = plan(g, { maxBufferBytes: 2 ** 31 }, first);
+      const a = plan(g, { maxBufferBytes: 2 ** 31 }, { sourceCache: first });
       const second = new SourceCache(dir);
-      const b2 = plan(g, { maxBufferBytes: 2 ** 31 }, second);
+      const b2 = plan(g, { maxBufferBytes: 2 ** 31 }, { sourceCache: second });
       assert.ok(E.isRight(a) && E.isRight(b2));
       assert.equal(first.stats().hits, 0);
       assert.equal(second.stats().misses, 0);
