@@ -12,7 +12,7 @@ import { compile, type Executable } from '../compiler/compile.ts';
 import { numel, type Graph } from '../compiler/ir.ts';
 import { Device, DeviceHandle, type DeviceKernel } from '../compiler/runtime/device.ts';
 import { formatDeviceError, type BackendName } from '../compiler/runtime/errors.ts';
-import { timeRuns, type Timing } from './timing.ts';
+import { timeAdaptive, type IterationPolicy, type Timing } from './timing.ts';
 
 export interface CompiledFacts {
   readonly backend: BackendName;
@@ -26,11 +26,6 @@ export interface CompiledFacts {
   /** From the memory plan: the most bytes live at once (inputs and state included), and inputs alone. */
   readonly peakBytes: number;
   readonly inputBytes: number;
-}
-
-export interface RunPlan {
-  readonly warmup: number;
-  readonly iterations: number;
 }
 
 export type OursResult = CompiledFacts & { readonly timing: Timing };
@@ -98,7 +93,7 @@ export async function benchGraph(
   graph: Graph,
   inputs: Readonly<Record<string, Float32Array>>,
   backend: BackendName,
-  plan: RunPlan,
+  policy: IterationPolicy,
   log?: (line: string) => void,
 ): Promise<OursResult & { readonly outputs: Readonly<Record<string, Float32Array>> }> {
   const { exe, compileMs } = await compileTimed(graph, backend, log);
@@ -115,10 +110,7 @@ export async function benchGraph(
       last = E.isLeft(r) ? fail(`run on ${backend}`, r.left) : r.right;
       await synchronize(exe.device, sync, last[smallest]);
     };
-    const t0 = performance.now();
-    await once();
-    const firstRunMs = performance.now() - t0;
-    const timing = await timeRuns(once, plan.warmup, plan.iterations);
+    const { timing, firstRunMs } = await timeAdaptive(once, policy);
     const outputs: Record<string, Float32Array> = {};
     const final = last as Record<string, DeviceHandle> | null;
     if (final !== null) {
@@ -143,7 +135,7 @@ export async function benchStep(
   inputs: Readonly<Record<string, Float32Array>>,
   syncOn: string,
   backend: BackendName,
-  plan: RunPlan,
+  policy: IterationPolicy,
   log?: (line: string) => void,
 ): Promise<OursResult & { readonly losses: readonly number[]; readonly liveHandlesBefore: number; readonly liveHandlesAfter: number }> {
   for (const name of Object.keys(state)) if (graph.outputs[name] === undefined) fail('benchStep', `state '${name}' has no output of the same name`);
@@ -165,10 +157,7 @@ export async function benchStep(
       exe.device.free(out[syncOn]);
       losses.push(E.isLeft(loss) ? fail(`read '${syncOn}'`, loss.left) : loss.right[0]);
     };
-    const t0 = performance.now();
-    await once();
-    const firstRunMs = performance.now() - t0;
-    const timing = await timeRuns(once, plan.warmup, plan.iterations);
+    const { timing, firstRunMs } = await timeAdaptive(once, policy);
     return { ...facts(exe, compileMs, firstRunMs), timing, losses, liveHandlesBefore, liveHandlesAfter: exe.device.liveHandles().count };
   } finally {
     await exe.dispose();
@@ -179,7 +168,7 @@ export async function benchStep(
  * The reference column: the naive matmul a gpu.js user writes (one output per thread, `a[y][k]·b[k][x]`),
  * on the same backend and Device layer (same kernel settings, operands resident, same synchronization).
  */
-export async function benchNaiveMatmul(n: number, a: Float32Array, b: Float32Array, backend: BackendName, plan: RunPlan): Promise<{ readonly timing: Timing; readonly firstRunMs: number; readonly output: Float32Array }> {
+export async function benchNaiveMatmul(n: number, a: Float32Array, b: Float32Array, backend: BackendName, policy: IterationPolicy): Promise<{ readonly timing: Timing; readonly firstRunMs: number; readonly output: Float32Array }> {
   const opened = await Device.open(backend);
   const device = E.isLeft(opened) ? fail(`open ${backend}`, formatDeviceError(opened.left)) : opened.right;
   try {
@@ -205,10 +194,7 @@ export async function benchNaiveMatmul(n: number, a: Float32Array, b: Float32Arr
       last = E.isLeft(r) ? fail('naive matmul launch', formatDeviceError(r.left)) : r.right;
       await synchronize(device, sync, last);
     };
-    const t0 = performance.now();
-    await once();
-    const firstRunMs = performance.now() - t0;
-    const timing = await timeRuns(once, plan.warmup, plan.iterations);
+    const { timing, firstRunMs } = await timeAdaptive(once, policy);
     const final = last as DeviceHandle | null;
     if (final === null) return fail('naive matmul', 'no run happened');
     const read = await device.read(final);

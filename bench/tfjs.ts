@@ -11,8 +11,9 @@ import { dirname, join, sep } from 'node:path';
 import type * as TfCore from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { createRng, type Rng } from '../clove/data/rng.ts';
-import { timeRuns, type Timing } from './timing.ts';
+import { timeAdaptive, type IterationPolicy, type Timing } from './timing.ts';
 import { STAGE_STRIDES, STEM, w1GridSide, type MicroSizes, type W1Shape } from './flops.ts';
+import { STATE_PREFIX, W1_INPUT, w1Inputs, w1ParamShapes } from './w1.ts';
 
 type Tf = typeof TfCore;
 export type TfjsBackend = 'cpu' | 'wasm';
@@ -130,15 +131,10 @@ const settle = async (ts: readonly TfCore.Tensor[]): Promise<void> => {
   for (const t of ts) t.dispose();
 };
 
-export interface TfjsRunPlan {
-  readonly warmup: number;
-  readonly iterations: number;
-}
-
 export type TfjsMicroName = 'matmul' | 'convForward' | 'convForwardBackward' | 'blockForwardBackward';
 
-/** One tfjs micro-benchmark; `plans` chooses warm-up/iterations per workload (the slow cpu backward gets fewer). */
-export async function tfjsMicro(setup: TfjsSetup, m: MicroSizes, which: TfjsMicroName, plan: TfjsRunPlan): Promise<Timing> {
+/** One tfjs micro-benchmark; `policy` sets warm-up and iterations (the slow cpu backward gets fewer). */
+export async function tfjsMicro(setup: TfjsSetup, m: MicroSizes, which: TfjsMicroName, policy: IterationPolicy): Promise<{ readonly timing: Timing; readonly firstRunMs: number }> {
   const { tf } = setup;
   const rng = createRng(7);
   const keep: TfCore.Tensor[] = [];
@@ -153,22 +149,18 @@ export async function tfjsMicro(setup: TfjsSetup, m: MicroSizes, which: TfjsMicr
     if (which === 'matmul') {
       const a = mk([m.matmul, m.matmul], 1) as TfCore.Tensor2D;
       const b = mk([m.matmul, m.matmul], 1) as TfCore.Tensor2D;
-      return await timeRuns(() => settle([tf.matMul(a, b)]), plan.warmup, plan.iterations);
+      return await timeAdaptive(() => settle([tf.matMul(a, b)]), policy);
     }
     const x = mk([n, s, s, c], 1) as TfCore.Tensor4D;
     const w = mk([3, 3, c, c], wStd) as TfCore.Tensor4D;
     const gy = mk([n, s, s, c], 1) as TfCore.Tensor4D;
-    if (which === 'convForward') return await timeRuns(() => settle([tf.conv2d(x, w, 1, 1)]), plan.warmup, plan.iterations);
+    if (which === 'convForward') return await timeAdaptive(() => settle([tf.conv2d(x, w, 1, 1)]), policy);
     if (which === 'convForwardBackward') {
       const f = tf.valueAndGrads((xx: TfCore.Tensor, ww: TfCore.Tensor) => tf.conv2d(xx as TfCore.Tensor4D, ww as TfCore.Tensor4D, 1, 1));
-      return await timeRuns(
-        () => {
-          const { value, grads } = f([x, w], gy);
-          return settle([value, ...grads]);
-        },
-        plan.warmup,
-        plan.iterations,
-      );
+      return await timeAdaptive(() => {
+        const { value, grads } = f([x, w], gy);
+        return settle([value, ...grads]);
+      }, policy);
     }
     const w2 = mk([3, 3, c, c], wStd) as TfCore.Tensor4D;
     const ones = tf.ones([c]);
@@ -183,55 +175,49 @@ export async function tfjsMicro(setup: TfjsSetup, m: MicroSizes, which: TfjsMicr
       const h = tf.relu(bn(tf.conv2d(xx as TfCore.Tensor4D, wa as TfCore.Tensor4D, 1, 1), ga, ba));
       return tf.relu(tf.add(bn(tf.conv2d(h, wb as TfCore.Tensor4D, 1, 1), gb, bb), xx));
     });
-    return await timeRuns(
-      () => {
-        const { value, grads } = block([x, w, ones, zeros, w2, ones, zeros], gy);
-        return settle([value, ...grads]);
-      },
-      plan.warmup,
-      plan.iterations,
-    );
+    return await timeAdaptive(() => {
+      const { value, grads } = block([x, w, ones, zeros, w2, ones, zeros], gy);
+      return settle([value, ...grads]);
+    }, policy);
   } finally {
     for (const t of keep) t.dispose();
   }
 }
 
 // ---- W1 in tfjs (NHWC) ------------------------------------------------------------------------------------------
+// The tfjs step starts from OUR initial state and inputs (same names; layouts converted: OIHW → HWIO, NCHW → NHWC,
+// the packed [3D, D] in-projection split into x·W matrices), so its losses can be compared with ours step by step.
 
 type VarMap = Record<string, TfCore.Variable>;
 
-function makeEncoderHead(tf: Tf, s: W1Shape, rng: Rng): VarMap {
-  const p: VarMap = {};
-  const conv = (name: string, k: number, cIn: number, cOut: number) => {
-    p[name] = tf.variable(randn(tf, [k, k, cIn, cOut], Math.sqrt(2 / (k * k * cIn)), rng), true, name);
+/** Our state record → tfjs variables (student and teacher) and zero momentum, by our names. */
+function variablesFrom(tf: Tf, s: W1Shape, state: Readonly<Record<string, Float32Array>>, prefix: string, trainable: boolean): VarMap {
+  const shapes = w1ParamShapes(s);
+  const entries = prefix === STATE_PREFIX.teacher ? shapes.encoderHead : [...shapes.encoderHead, ...shapes.predictor];
+  const vars: VarMap = {};
+  const value = (name: string): Float32Array => {
+    const v = state[`${prefix}.${name}`];
+    if (v === undefined) throw new Error(`tfjs W1: the state has no '${prefix}.${name}'`);
+    return v;
   };
-  const bn = (name: string, c: number) => {
-    p[`${name}.g`] = tf.variable(tf.ones([c]), true, `${name}.g`);
-    p[`${name}.b`] = tf.variable(tf.zeros([c]), true, `${name}.b`);
-  };
-  conv('stem', STEM.kernel, s.imageChannels, s.widths[0]);
-  bn('stem.bn', s.widths[0]);
-  let cIn = s.widths[0];
-  s.widths.forEach((w, stage) => {
-    for (let b = 0; b < 2; b++) {
-      const stride = b === 0 ? STAGE_STRIDES[stage] : 1;
-      const n = `s${stage}b${b}`;
-      conv(`${n}.c1`, 3, cIn, w);
-      bn(`${n}.bn1`, w);
-      conv(`${n}.c2`, 3, w, w);
-      bn(`${n}.bn2`, w);
-      if (stride !== 1 || cIn !== w) {
-        conv(`${n}.proj`, 1, cIn, w);
-        bn(`${n}.bnp`, w);
-      }
-      cIn = w;
+  for (const [name, shape] of entries) {
+    const v = value(name);
+    if (name === 'predictor.in_proj_weight') {
+      // rows [part·D, (part+1)·D) of the packed weight give part = q, k, v; x·Wᵀ is x·(that block)ᵀ
+      const packed = tf.tensor2d(v, [3 * s.dim, s.dim]);
+      ['wq', 'wk', 'wv'].forEach((part, i) => {
+        vars[`predictor.${part}`] = tf.variable(tf.transpose(tf.slice(packed, [i * s.dim, 0], [s.dim, s.dim])), trainable, `${prefix}.predictor.${part}`);
+      });
+      packed.dispose();
+    } else if (name === 'predictor.out_proj.weight') {
+      vars[name] = tf.variable(tf.transpose(tf.tensor2d(v, [s.dim, s.dim])), trainable, `${prefix}.${name}`);
+    } else if (shape.length === 4) {
+      vars[name] = tf.variable(tf.transpose(tf.tensor4d(v, [shape[0], shape[1], shape[2], shape[3]]), [2, 3, 1, 0]), trainable, `${prefix}.${name}`);
+    } else {
+      vars[name] = tf.variable(tf.tensor(v, [...shape]), trainable, `${prefix}.${name}`);
     }
-  });
-  conv('head.c1', 1, s.widths[3], s.headHidden);
-  bn('head.bn', s.headHidden);
-  conv('head.c2', 1, s.headHidden, s.dim);
-  p['head.c2.bias'] = tf.variable(tf.zeros([s.dim]), true, 'head.c2.bias');
-  return p;
+  }
+  return vars;
 }
 
 function encoderHeadForward(tf: Tf, s: W1Shape, p: VarMap, x: TfCore.Tensor4D): TfCore.Tensor3D {
@@ -242,73 +228,97 @@ function encoderHeadForward(tf: Tf, s: W1Shape, p: VarMap, x: TfCore.Tensor4D): 
   };
   const bn = (y: TfCore.Tensor4D, name: string): TfCore.Tensor4D => {
     const { mean, variance } = tf.moments(y, [0, 1, 2]);
-    return tf.batchNorm(y, mean, variance, v(`${name}.b`) as TfCore.Tensor1D, v(`${name}.g`) as TfCore.Tensor1D, 1e-5) as TfCore.Tensor4D;
+    return tf.batchNorm(y, mean, variance, v(`${name}.bias`) as TfCore.Tensor1D, v(`${name}.weight`) as TfCore.Tensor1D, 1e-5) as TfCore.Tensor4D;
   };
-  const conv = (h: TfCore.Tensor4D, name: string, stride: number, pad: number) => tf.conv2d(h, v(name) as TfCore.Tensor4D, stride, pad);
-  let h = tf.relu(bn(conv(x, 'stem', STEM.stride, STEM.padding), 'stem.bn'));
+  const conv = (h: TfCore.Tensor4D, name: string, stride: number, pad: number) => tf.conv2d(h, v(`${name}.weight`) as TfCore.Tensor4D, stride, pad);
+  let h = tf.relu(bn(conv(x, 'encoder.stem', STEM.stride, STEM.padding), 'encoder.stem_bn'));
   let cIn = s.widths[0];
   s.widths.forEach((w, stage) => {
     for (let b = 0; b < 2; b++) {
       const stride = b === 0 ? STAGE_STRIDES[stage] : 1;
-      const n = `s${stage}b${b}`;
-      const y = bn(conv(tf.relu(bn(conv(h, `${n}.c1`, stride, 1), `${n}.bn1`)), `${n}.c2`, 1, 1), `${n}.bn2`);
-      const shortcut = stride !== 1 || cIn !== w ? bn(conv(h, `${n}.proj`, stride, 0), `${n}.bnp`) : h;
+      const n = `encoder.s${stage}b${b}`;
+      const y = bn(conv(tf.relu(bn(conv(h, `${n}.conv1`, stride, 1), `${n}.bn1`)), `${n}.conv2`, 1, 1), `${n}.bn2`);
+      const shortcut = stride !== 1 || cIn !== w ? bn(conv(h, `${n}.proj`, stride, 0), `${n}.proj_bn`) : h;
       h = tf.relu(tf.add(y, shortcut)) as TfCore.Tensor4D;
       cIn = w;
     }
   });
-  h = tf.relu(bn(conv(h, 'head.c1', 1, 0), 'head.bn'));
-  h = tf.add(conv(h, 'head.c2', 1, 0), v('head.c2.bias'));
+  h = tf.relu(bn(conv(h, 'head.conv1', 1, 0), 'head.bn'));
+  h = tf.add(conv(h, 'head.conv2', 1, 0), v('head.conv2.bias')) as TfCore.Tensor4D;
   const cells = w1GridSide(s) ** 2;
   return tf.reshape(h, [x.shape[0], cells, s.dim]);
 }
 
 const l2n = (tf: Tf, x: TfCore.Tensor): TfCore.Tensor => tf.mul(x, tf.rsqrt(tf.add(tf.sum(tf.square(x), -1, true), 1e-12)));
 
-/**
- * Runs W1 on the current tfjs backend: setup, `warmup` untimed steps, `iterations` timed ones. Each step ends
- * with reads of the loss and of two updated parameters, so the update has finished before the clock stops.
- */
-export async function tfjsW1(setup: TfjsSetup, s: W1Shape, plan: TfjsRunPlan): Promise<Timing & { readonly lossFirstLast: readonly [number, number]; readonly studentParams: number }> {
+export interface TfjsW1Result {
+  readonly timing: Timing;
+  readonly firstRunMs: number;
+  /** The loss of every step run (warm-up included), in order. */
+  readonly losses: readonly number[];
+  readonly studentParams: number;
+}
+
+export interface TfjsW1Session {
+  /** One training step; resolves after the loss and two updated parameters have been read. */
+  step(): Promise<void>;
+  /** The loss of every step so far. */
+  readonly losses: readonly number[];
+  readonly studentParams: number;
+  dispose(): void;
+}
+
+/** W1 on the current tfjs backend from `state` and `data` (our names and layouts, see above). */
+export function makeTfjsW1(
+  setup: TfjsSetup,
+  s: W1Shape,
+  state: Readonly<Record<string, Float32Array>>,
+  data: Readonly<Record<string, Float32Array>>,
+): TfjsW1Session {
   const { tf } = setup;
-  const rng = createRng(1234);
   const cells = w1GridSide(s) ** 2;
   const D = s.dim;
   const heads = s.heads;
   const dh = D / heads;
   const B = s.batch;
-  const student = makeEncoderHead(tf, s, rng);
-  const std = 1 / Math.sqrt(D);
-  const pred: VarMap = {
-    wq: tf.variable(randn(tf, [D, D], std, rng), true, 'pred.wq'),
-    wk: tf.variable(randn(tf, [D, D], std, rng), true, 'pred.wk'),
-    wv: tf.variable(randn(tf, [D, D], std, rng), true, 'pred.wv'),
-    wo: tf.variable(randn(tf, [D, D], std, rng), true, 'pred.wo'),
-    bo: tf.variable(tf.zeros([D]), true, 'pred.bo'),
+  const student = variablesFrom(tf, s, state, STATE_PREFIX.student, true);
+  const teacher = variablesFrom(tf, s, state, STATE_PREFIX.teacher, false);
+  const names = Object.keys(student);
+  const varList = names.map((k) => student[k]);
+  const momentum = names.map((k) => tf.variable(tf.zerosLike(student[k]), false, `momentum.${k}`));
+  const viewShape = w1Inputs(s)[W1_INPUT.views];
+  const input = (name: string): Float32Array => {
+    const v = data[name];
+    if (v === undefined) throw new Error(`tfjs W1: no input '${name}'`);
+    return v;
   };
-  const teacher: VarMap = {};
-  for (const [k, v] of Object.entries(student)) teacher[k] = tf.variable(v.clone(), false, `t.${k}`);
-  const trainable: VarMap = { ...student, ...Object.fromEntries(Object.entries(pred).map(([k, v]) => [`pred.${k}`, v])) };
-  const names = Object.keys(trainable);
-  const varList = names.map((k) => trainable[k]);
-  const momentum = names.map((k) => tf.variable(tf.zerosLike(trainable[k]), false, `m.${k}`));
-  const views = tf.concat([randn(tf, [B, s.imageSize, s.imageSize, s.imageChannels], 1, rng), randn(tf, [B, s.imageSize, s.imageSize, s.imageChannels], 1, rng)], 0) as TfCore.Tensor4D;
-  const maskValues = Float32Array.from({ length: B * cells * cells }, () => (rng.uniform() < s.maskDensity ? 1 : 0));
+  const nchw = tf.tensor4d(input(W1_INPUT.views), [viewShape[0], viewShape[1], viewShape[2], viewShape[3]]);
+  const views = tf.transpose(nchw, [0, 2, 3, 1]);
+  nchw.dispose();
+  const maskValues = input(W1_INPUT.mask);
   const mask = tf.tensor3d(maskValues, [B, cells, cells]);
   const maskT = tf.transpose(mask, [0, 2, 1]);
   const count = tf.scalar(Math.max(1, 2 * maskValues.reduce((a, b) => a + b, 0)));
+  const lr = input(W1_INPUT.learningRate)[0];
+  const ema = input(W1_INPUT.ema)[0];
 
+  const v = (name: string): TfCore.Variable => {
+    const t = student[name];
+    if (t === undefined) throw new Error(`tfjs W1: no variable '${name}'`);
+    return t;
+  };
   const predictorForward = (x: TfCore.Tensor3D): TfCore.Tensor3D => {
     const n = x.shape[0];
     const flat = tf.reshape(x, [n * cells, D]) as TfCore.Tensor2D;
     const split = (w: TfCore.Variable) =>
       tf.reshape(tf.transpose(tf.reshape(tf.matMul(flat, w as TfCore.Tensor2D), [n, cells, heads, dh]), [0, 2, 1, 3]), [n * heads, cells, dh]) as TfCore.Tensor3D;
-    const q = l2n(tf, split(pred.wq)) as TfCore.Tensor3D;
-    const k = l2n(tf, split(pred.wk)) as TfCore.Tensor3D;
-    const v = split(pred.wv);
+    const q = l2n(tf, split(v('predictor.wq'))) as TfCore.Tensor3D;
+    const k = l2n(tf, split(v('predictor.wk'))) as TfCore.Tensor3D;
+    const val = split(v('predictor.wv'));
     const attn = tf.softmax(tf.div(tf.matMul(q, k, false, true), s.temperature)) as TfCore.Tensor3D;
-    const o = tf.reshape(tf.transpose(tf.reshape(tf.matMul(attn, v), [n, heads, cells, dh]), [0, 2, 1, 3]), [n * cells, D]) as TfCore.Tensor2D;
-    return tf.add(x, tf.reshape(tf.add(tf.matMul(o, pred.wo as TfCore.Tensor2D), pred.bo), [n, cells, D])) as TfCore.Tensor3D;
+    const o = tf.reshape(tf.transpose(tf.reshape(tf.matMul(attn, val), [n, heads, cells, dh]), [0, 2, 1, 3]), [n * cells, D]) as TfCore.Tensor2D;
+    const projected = tf.add(tf.matMul(o, v('predictor.out_proj.weight') as TfCore.Tensor2D), v('predictor.out_proj.bias'));
+    return tf.add(x, tf.reshape(projected, [n, cells, D])) as TfCore.Tensor3D;
   };
   // tfjs has no stop-gradient and TopK has no gradient: the negative is a customGrad with a zero gradient.
   const negatives = tf.customGrad((...args: (TfCore.Tensor | TfCore.GradSaveFunc)[]) => {
@@ -327,35 +337,56 @@ export async function tfjsW1(setup: TfjsSetup, s: W1Shape, plan: TfjsRunPlan): P
   };
   const losses: number[] = [];
   const step = async (): Promise<void> => {
-    const ft = tf.tidy(() => encoderHeadForward(tf, s, teacher, views));
+    const ft = tf.tidy(() => encoderHeadForward(tf, s, teacher, views as TfCore.Tensor4D));
     const { value, grads } = tf.variableGrads(() => {
-      const c = predictorForward(encoderHeadForward(tf, s, student, views));
+      const c = predictorForward(encoderHeadForward(tf, s, student, views as TfCore.Tensor4D));
       const l1 = denseLoss(tf.slice(c, [0, 0, 0], [B, cells, D]), tf.slice(ft, [B, 0, 0], [B, cells, D]), mask);
       const l2 = denseLoss(tf.slice(c, [B, 0, 0], [B, cells, D]), tf.slice(ft, [0, 0, 0], [B, cells, D]), maskT);
       return tf.div(tf.add(l1, l2), count) as TfCore.Scalar;
     }, varList);
     tf.tidy(() => {
       names.forEach((k, i) => {
-        // PyTorch SGD: buf = m·buf + (g + wd·w); w -= lr·buf
-        const w = trainable[k];
+        // PyTorch SGD, one parameter group: buf = m·buf + (g + wd·w); w -= lr·buf
+        const w = student[k];
         const g = grads[w.name];
         if (g === undefined) throw new Error(`tfjs W1: no gradient for ${k}`);
         momentum[i].assign(tf.add(tf.mul(momentum[i], s.momentum), tf.add(g, tf.mul(w, s.weightDecay))));
-        w.assign(tf.sub(w, tf.mul(momentum[i], s.learningRate)));
+        w.assign(tf.sub(w, tf.mul(momentum[i], lr)));
       });
-      for (const k of Object.keys(student)) teacher[k].assign(tf.add(tf.mul(teacher[k], s.ema), tf.mul(student[k], 1 - s.ema)));
+      // EMA from the updated student
+      for (const k of Object.keys(teacher)) teacher[k].assign(tf.add(tf.mul(teacher[k], ema), tf.mul(student[k], 1 - ema)));
     });
     losses.push((await value.data())[0]);
     await varList[varList.length - 1].data();
-    await teacher.stem.data();
+    await teacher[names[0]].data();
     value.dispose();
     ft.dispose();
     for (const g of Object.values(grads)) g.dispose();
   };
+  return {
+    step,
+    losses,
+    studentParams: varList.reduce((a, t) => a + t.size, 0),
+    dispose: () => {
+      for (const t of [...varList, ...Object.values(teacher), ...momentum, views, mask, maskT, count]) t.dispose();
+    },
+  };
+}
+
+/** One warm-up step, then as many timed steps as `policy` allows. */
+export async function tfjsW1(
+  setup: TfjsSetup,
+  s: W1Shape,
+  state: Readonly<Record<string, Float32Array>>,
+  data: Readonly<Record<string, Float32Array>>,
+  policy: IterationPolicy,
+): Promise<TfjsW1Result> {
+  const session = makeTfjsW1(setup, s, state, data);
   try {
-    const timing = await timeRuns(step, plan.warmup, plan.iterations);
-    return { ...timing, lossFirstLast: [losses[0], losses[losses.length - 1]], studentParams: varList.reduce((a, v) => a + v.size, 0) };
+    const { timing, firstRunMs } = await timeAdaptive(() => session.step(), policy);
+    return { timing, firstRunMs, losses: [...session.losses], studentParams: session.studentParams };
   } finally {
-    for (const v of [...varList, ...Object.values(teacher), ...momentum, views, mask, maskT, count]) v.dispose();
+    session.dispose();
   }
 }
+

@@ -42,6 +42,38 @@ export async function timeRuns(once: () => Promise<void>, warmup: number, iterat
   return summarize(samples, warmup);
 }
 
+/**
+ * How many runs a row gets. The first run is always a warm-up (it pays for lazy builds and first-touch
+ * allocation) and its time is kept as `firstRunMs`; `warmup` − 1 more untimed runs follow; then as many timed
+ * runs as fit in `budgetMs` at the first run's pace, clamped to [min, max]. Slow backends thereby get fewer
+ * runs instead of none, and the row says how many it got.
+ */
+export interface IterationPolicy {
+  readonly warmup: number;
+  readonly min: number;
+  readonly max: number;
+  readonly budgetMs: number;
+}
+
+export function iterationsFor(firstRunMs: number, p: IterationPolicy): number {
+  const affordable = Math.floor(p.budgetMs / Math.max(firstRunMs, 1e-3));
+  return Math.max(p.min, Math.min(p.max, affordable));
+}
+
+/** Warm-up (the first run is timed separately), then the policy's number of timed runs. */
+export async function timeAdaptive(once: () => Promise<void>, p: IterationPolicy): Promise<{ readonly timing: Timing; readonly firstRunMs: number }> {
+  if (!(Number.isInteger(p.min) && p.min >= 1 && p.max >= p.min)) throw new Error(`IterationPolicy needs 1 <= min <= max, got ${JSON.stringify(p)}`);
+  let firstRunMs = Number.NaN;
+  if (p.warmup >= 1) {
+    const t0 = performance.now();
+    await once();
+    firstRunMs = performance.now() - t0;
+  }
+  const iterations = iterationsFor(Number.isNaN(firstRunMs) ? 0 : firstRunMs, p);
+  const timing = await timeRuns(once, Math.max(0, p.warmup - 1), iterations);
+  return { timing: { ...timing, warmup: Math.max(0, p.warmup) }, firstRunMs };
+}
+
 /** The 1-, 5- and 15-minute load averages: this machine is shared, so every table carries them. */
 export function loadAverage(): string {
   try {
