@@ -375,6 +375,9 @@ async function runLoop(o: PretrainOptions, exe: Executable, step: TrainStep, dat
       }
     }
     if (wantPictures) pictures(batch, attention, stepDone);
+    // Kernel launches resolve as microtasks on the CPU backends: yield one macrotask turn per step so signals
+    // (Ctrl-C) and I/O callbacks get to run.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     interrupted = o.stopRequested?.() === true;
     if (stepDone % config.run.checkpointEvery === 0 || isLast || interrupted) await checkpoint(stepDone, epoch);
     if (interrupted) {

@@ -2,7 +2,7 @@
 // metrics and pictures; a run stopped at step 3 and resumed continues the same loss curve as an uninterrupted
 // one; bad input gives one clear message and a non-zero exit; export writes torchvision-named weights.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -62,6 +62,25 @@ describe('clove pretrain (tiny preset, cpu backend)', () => {
       assert.ok(x !== undefined && y !== undefined, `step ${s} missing`);
       assert.ok(Math.abs(x - y) <= 1e-4 * Math.max(1, Math.abs(x)), `step ${s}: uninterrupted ${x} vs resumed ${y}`);
     }
+  });
+
+  test('Ctrl-C finishes the current step, writes a checkpoint and exits cleanly', async () => {
+    const dir = path.join(root, 'sigint');
+    const child = spawn(process.execPath, ['bin/clove.mjs', 'pretrain', '--preset', 'tiny', '--backend', 'cpu', '--out', dir, '--optim.steps', '500'], {
+      env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
+    });
+    let out = '';
+    const code = await new Promise<number | null>((resolve) => {
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (/step 2\/500/.test(out) && !child.killed) child.kill('SIGINT');
+      });
+      child.on('exit', (c) => resolve(c));
+    });
+    assert.equal(code, 0, out);
+    assert.match(out, /interrupted: stopped after step (\d+); resume with --resume/);
+    const step = Number(/stopped after step (\d+)/.exec(out)?.[1]);
+    assert.equal(fs.readFileSync(path.join(dir, 'latest'), 'utf8').trim(), `ckpt-${String(step).padStart(8, '0')}`);
   });
 
   test('export writes the student backbone with torchvision names', () => {
