@@ -353,7 +353,10 @@ const cpuSmall: Config = {
   // 32-px global views give a 4×4 teacher grid (16 cells): with the official k = 10, ~16% of the view pairs have a
   // row short of candidates and score 0 (measured on DeadLeaves views); k = 5 brings that to ~1%.
   loss: { ...officialLoss, k: 5 },
-  optim: { ...larsDefaults, warmupSteps: Math.round(CPU_SMALL_STEPS / 10), steps: CPU_SMALL_STEPS, batchSize: 8 },
+  // LARS scales each update to lr·trust·‖w‖. The paper's peak lr (1.0 × 2048/256 = 8) moves weights by ~0.8% per
+  // step; at batch 8 the linear scaling rule would give lr 0.03 (0.003%), too slow to learn anything in 200 steps.
+  // baseLr 320 restores the paper's peak relative step (lr 10 at batch 8).
+  optim: { ...larsDefaults, baseLr: 320, warmupSteps: Math.round(CPU_SMALL_STEPS / 10), steps: CPU_SMALL_STEPS, batchSize: 8 },
   ema: { base: 0.99 },
   run: { outDir: 'runs/cpu-small', backend: 'auto', logEvery: 10, metricsEvery: 25, checkpointEvery: 100, picturesEvery: 50 },
 };
