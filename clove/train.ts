@@ -10,7 +10,7 @@ import { describeOversize, describeTensor } from '../compiler/memplan.ts';
 import { bufferBytes } from '../compiler/schedule.ts';
 import { makeGraph } from '../compiler/ir.ts';
 import type { DeviceHandle } from '../compiler/runtime/device.ts';
-import { groupOf, loadCheckpoint, prefixTensors, saveCheckpoint, tensorGroups, type CheckpointTensor, type TensorGroup } from './checkpoint.ts';
+import { groupOf, loadCheckpoint, prefixTensors, saveCheckpoint, type CheckpointTensor, type TensorGroup } from './checkpoint.ts';
 import { peakLearningRate, type Config } from './config.ts';
 import { deadLeavesPool, DEADLEAVES_VERSION } from './data/deadleaves.ts';
 import { loadFashionMnist } from './data/fmnist.ts';
@@ -390,4 +390,3 @@ async function runLoop(o: PretrainOptions, exe: Executable, step: TrainStep, dat
   return E.right({ steps: until - startStep, firstLoss, lastLoss, checkpoint: lastCheckpoint, backend: exe.backend, interrupted });
 }
 
-export { tensorGroups };
