@@ -7,7 +7,7 @@ import { pretrain, type Logger } from './train.ts';
 const USAGE = `usage:
   clove pretrain [--preset ${presetNames.join('|')}] [--config file.json] [--resume] [--until STEP] [--plan] [--<field>=<value> ...]
         e.g. --data ./images  --steps 100  --backend webasm  --out runs/x  --batch 8  --seed 1
-  clove eval --checkpoint <run dir or checkpoint dir> [--tier ci|report] [--json]
+  clove eval --checkpoint <run dir or checkpoint dir> [--tier ci|report] [--backend B] [--batch N] [--json] [--out file]
   clove export --checkpoint <run dir or checkpoint dir> --out backbone.safetensors
 
 Config fields can be overridden by their dotted path (--optim.steps=100, --loss.variant=per-pair, ...).`;

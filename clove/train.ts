@@ -154,7 +154,7 @@ export function makeBatch(config: Config, step: TrainStep, data: PretrainData, s
 // ---- state --------------------------------------------------------------------------------------------------
 
 /** Checkpoint group of a state tensor: student → params, teacher → teacher, optimizer → opt, BN statistics → bn. */
-const groupOfState = (name: string): TensorGroup =>
+export const groupOfState = (name: string): TensorGroup =>
   name.startsWith('student.') ? 'params' : name.startsWith('teacher.') ? 'teacher' : name.startsWith('optim.') ? 'opt' : 'bn';
 
 export interface RunResult {

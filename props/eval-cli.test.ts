@@ -21,6 +21,7 @@ import { FASHION_MNIST_DIR, fashionMnistAvailable } from '../clove/data/fmnist.t
 import type { Image } from '../clove/data/image.ts';
 import { createRng } from '../clove/data/rng.ts';
 import { initTrainState, trainStateRecord } from '../clove/step.ts';
+import { groupOfState } from '../clove/train.ts';
 import {
   BN_MOMENTUM,
   cellColourFeatures,
@@ -55,10 +56,6 @@ before(() => {
 after(() => {
   fs.rmSync(root, { recursive: true, force: true });
 });
-
-/** clove/train.ts's groupOfState: student → params, teacher → teacher, optimizer → opt, BN statistics → bn. */
-const groupOfState = (name: string): string =>
-  name.startsWith('student.') ? 'params' : name.startsWith('teacher.') ? 'teacher' : name.startsWith('optim.') ? 'opt' : 'bn';
 
 /** A run directory holding one checkpoint of `state` as clove/train.ts writes it (names `<group>/<state name>`). */
 function writeRun(name: string, config: Config, state: Record<string, Float32Array>, step = 0): string {
