@@ -21,7 +21,7 @@ import { createRng } from './data/rng.ts';
 import { sampleViews, type MultiCropConfig, type View } from './data/views.ts';
 import { matchCells, positiveMask, type Grid } from './geometry.ts';
 import { maskInputName } from './loss.ts';
-import { drawAttention, drawMatches, stackImages, viewToRgb, writePng } from './pictures.ts';
+import { drawAttention, drawMatches, stackImages, upscale, viewToRgb, writePng } from './pictures.ts';
 import { emaMomentumAt, learningRateAt } from './schedules.ts';
 import { ATTENTION_OUTPUT, buildTrainStep, INPUT, initTrainState, METRIC_NAMES, metricOutputName, stepShapesOf, trainStateRecord, type TrainStep } from './step.ts';
 
@@ -311,7 +311,9 @@ async function runLoop(o: PretrainOptions, exe: Executable, step: TrainStep, dat
     if (attention !== undefined) {
       const L = grid.rows * grid.cols;
       const cell = Math.floor(grid.rows / 2) * grid.cols + Math.floor(grid.cols / 2);
-      const img = stackImages([rgb(g0), drawAttention(rgb(g0), grid, cell, attention.subarray(cell * L, (cell + 1) * L))], 'horizontal');
+      const heat = drawAttention(rgb(g0), grid, cell, attention.subarray(cell * L, (cell + 1) * L));
+      // The view beside its heat map, at the same scale.
+      const img = stackImages([upscale(rgb(g0), Math.max(1, Math.round(heat.width / g0.size))), heat], 'horizontal');
       const w2 = writePng(path.join(outDir, 'pictures', `${tag}-attention.png`), img);
       if (E.isRight(w2)) files.push(`${tag}-attention.png`);
     }
