@@ -24,3 +24,15 @@ export function forEachIndex(shape: Shape, body: (idx: number[], flat: number) =
     }
   }
 }
+
+/**
+ * out[idx] = data[base + Σ idx[k]·strides[k]] over every index of `outShape`: the interpreter of every
+ * movement op that is a strided view (permute, expand, slice, flip).
+ */
+export function stridedGather(data: ArrayLike<number>, outShape: Shape, base: number, strides: readonly number[], out: { [i: number]: number }): void {
+  forEachIndex(outShape, (idx, flat) => {
+    let o = base;
+    for (let k = 0; k < idx.length; k++) o += idx[k] * strides[k];
+    out[flat] = data[o];
+  });
+}

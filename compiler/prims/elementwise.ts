@@ -89,3 +89,20 @@ export function comparePrim<Op extends CompareName>(name: Op, f: (a: number, c: 
 /** Cotangent helpers shared by derivative rules. */
 export const scaled = (g: Node, k: number): Node => b.mul(g, b.scalar(k, g));
 export type { PrimName };
+
+/**
+ * maximum/minimum: the cotangent goes to the operand that wins, and is split evenly on ties (as JAX does), so the
+ * rule stays symmetric in its operands. `wins(a, c)` builds the node "a strictly beats c".
+ */
+export function extremumPrim<Op extends 'maximum' | 'minimum'>(name: Op, f: (a: number, c: number) => number, wins: (a: Node, c: Node) => Node, fn: string): Prim<Op> {
+  return binaryPrim(
+    name,
+    f,
+    (a, c, _y, g) => {
+      const wa = b.where(wins(a, c), b.scalar(1, g), b.where(b.eq(a, c), b.scalar(0.5, g), b.scalar(0, g)));
+      return [b.mul(g, wa), b.mul(g, b.sub(b.scalar(1, g), wa))];
+    },
+    (a, c) => `${fn}(${a}, ${c})`,
+    [],
+  );
+}

@@ -1,7 +1,7 @@
 import * as b from '../build.ts';
 import { fail, numel, ok, showShape, stridesOf } from '../ir.ts';
 import type { Prim } from '../prim.ts';
-import { badShape, forEachIndex } from './checks.ts';
+import { badShape, stridedGather } from './checks.ts';
 /** Broadcast size-1 axes to `shape` (same rank). The cotangent is summed back over the broadcast axes. */
 export const expand: Prim<'expand'> = {
   name: 'expand',
@@ -15,12 +15,7 @@ export const expand: Prim<'expand'> = {
   vjp: (node, g) => [b.unexpand(g, node.inputs[0].shape)],
   interp: (_p, [x], out, ctx) => {
     const r = ctx.alloc(numel(out.shape));
-    const s = stridesOf(x.shape).map((st, i) => (x.shape[i] === 1 ? 0 : st));
-    forEachIndex(out.shape, (idx, flat) => {
-      let o = 0;
-      for (let k = 0; k < idx.length; k++) o += idx[k] * s[k];
-      r[flat] = x.data[o];
-    });
+    stridedGather(x.data, out.shape, 0, stridesOf(x.shape).map((st, i) => (x.shape[i] === 1 ? 0 : st)), r);
     return r;
   },
   lower: (node, idx, ctx) => {

@@ -1,7 +1,7 @@
 import * as b from '../build.ts';
 import { fail, numel, ok, stridesOf } from '../ir.ts';
 import type { Prim } from '../prim.ts';
-import { badAxes, forEachIndex } from './checks.ts';
+import { badAxes, stridedGather } from './checks.ts';
 /** Reverse the order of elements along `axes`. */
 export const flip: Prim<'flip'> = {
   name: 'flip',
@@ -14,11 +14,9 @@ export const flip: Prim<'flip'> = {
   interp: (p, [x], out, ctx) => {
     const r = ctx.alloc(numel(out.shape));
     const xs = stridesOf(x.shape);
-    forEachIndex(out.shape, (idx, flat) => {
-      let o = 0;
-      for (let k = 0; k < idx.length; k++) o += (p.axes.includes(k) ? x.shape[k] - 1 - idx[k] : idx[k]) * xs[k];
-      r[flat] = x.data[o];
-    });
+    // A flipped axis starts at its last element and walks backwards.
+    const base = p.axes.reduce((acc, a) => acc + (x.shape[a] - 1) * xs[a], 0);
+    stridedGather(x.data, out.shape, base, xs.map((s, k) => (p.axes.includes(k) ? -s : s)), r);
     return r;
   },
   lower: (node, idx, ctx) => {

@@ -1,7 +1,7 @@
 import * as b from '../build.ts';
 import { fail, numel, ok, showShape, stridesOf } from '../ir.ts';
 import type { Prim } from '../prim.ts';
-import { forEachIndex } from './checks.ts';
+import { stridedGather } from './checks.ts';
 
 export const inversePerm = (perm: readonly number[]): number[] => {
   const inv = new Array<number>(perm.length);
@@ -21,12 +21,7 @@ export const permute: Prim<'permute'> = {
   interp: (p, [x], out, ctx) => {
     const r = ctx.alloc(numel(out.shape));
     const xs = stridesOf(x.shape);
-    const s = p.perm.map((a) => xs[a]);
-    forEachIndex(out.shape, (idx, flat) => {
-      let o = 0;
-      for (let k = 0; k < idx.length; k++) o += idx[k] * s[k];
-      r[flat] = x.data[o];
-    });
+    stridedGather(x.data, out.shape, 0, p.perm.map((a) => xs[a]), r);
     return r;
   },
   lower: (node, idx, ctx) => {

@@ -1,7 +1,7 @@
 import * as b from '../build.ts';
 import { fail, numel, ok, showShape, stridesOf } from '../ir.ts';
 import type { Prim } from '../prim.ts';
-import { forEachIndex } from './checks.ts';
+import { stridedGather } from './checks.ts';
 /** x[start:stop:step] per axis (step ≥ 1). The cotangent is placed back with (interior) padding. */
 export const slice: Prim<'slice'> = {
   name: 'slice',
@@ -26,12 +26,7 @@ export const slice: Prim<'slice'> = {
     const r = ctx.alloc(numel(out.shape));
     const xs = stridesOf(x.shape);
     const base = p.start.reduce((a, s, i) => a + s * xs[i], 0);
-    const st = p.step.map((s, i) => s * xs[i]);
-    forEachIndex(out.shape, (idx, flat) => {
-      let o = base;
-      for (let k = 0; k < idx.length; k++) o += idx[k] * st[k];
-      r[flat] = x.data[o];
-    });
+    stridedGather(x.data, out.shape, base, p.step.map((s, i) => s * xs[i]), r);
     return r;
   },
   lower: (node, idx, ctx) => {
