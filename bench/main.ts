@@ -149,7 +149,7 @@ async function usableBackends(requested: readonly BackendName[]): Promise<{ read
   return { use, lines };
 }
 
-const TFJS_CPU_SLOW_NOTE = '1 run, no warm-up: tfjs-backend-cpu Conv2DBackpropFilter is a per-element loop (~2 min per 3×3 64→64 call here)';
+const TFJS_CPU_SLOW_NOTE = '1 run, no warm-up: tfjs-backend-cpu Conv2DBackpropFilter is a per-element loop (the slowest kernel by far: one run only)';
 
 async function runMicro(o: BenchOptions, log: (line: string) => void): Promise<{ rows: Row[]; notes: string[]; backendLines: string[] }> {
   const m = o.tiny ? TINY_MICRO : MICRO_SIZES;
