@@ -149,4 +149,3 @@ export const makeGraph = (outputs: Readonly<Record<string, Node>>): Graph => ({
   nodes: reachable(Object.values(outputs)),
 });
 
-export const isLeaf = (n: Node): boolean => n.op === 'param' || n.op === 'input' || n.op === 'const' || n.op === 'iota';

@@ -1,7 +1,7 @@
 // Fusion and scheduling: decide which nodes become buffers ("materialized"); every other node is inlined
 // into the kernel of the buffer that consumes it, as index arithmetic (movement ops) or recomputed
 // arithmetic (elementwise ops). The result is a linear schedule of kernels, one per materialized node.
-import { isLeaf, numel, type Graph, type Node } from './ir.ts';
+import { numel, type Graph, type Node } from './ir.ts';
 
 /** Ops that own loops; they always get their own kernel. */
 const HEAVY = new Set(['sum', 'reduceMax', 'dot', 'conv2d', 'pool2d', 'topk']);
@@ -134,4 +134,3 @@ function buildPlans(graph: Graph, mat: ReadonlySet<number>): KernelPlan[] {
 /** Bytes of a buffer holding `n` (every dtype is stored as f32 on the device). */
 export const bufferBytes = (n: Node): number => numel(n.shape) * 4;
 
-export const isBufferLeaf = (n: Node): boolean => isLeaf(n) && (n.op === 'param' || n.op === 'input');
