@@ -7,8 +7,13 @@ import { gpujs, headlessGlLoadError, installWebGpuNavigator, requestWebGpuAdapte
 
 export type { BackendName } from './errors.ts';
 
-/** Preference order of `auto`: real GPU paths first, then WebAssembly (SIMD, threads), then plain JS. */
-export const BACKEND_ORDER: ReadonlyArray<BackendName> = ['webgpu', 'headlessgl', 'webasm', 'cpu'];
+/**
+ * Preference order of `auto`: GPU paths first, then plain JS, then WebAssembly. The CPU backends are ordered by
+ * measurement of *our* generated kernels (bench/RESULTS.md and the cpu-small step, 2026-11): gpu.js's cpu backend
+ * runs them 1.4–1.8× faster than webasm (which copies every argument into the kernel's wasm memory per launch and
+ * holds a memory per kernel), although webasm wins on a hand-written naive matmul.
+ */
+export const BACKEND_ORDER: ReadonlyArray<BackendName> = ['webgpu', 'headlessgl', 'cpu', 'webasm'];
 
 export const isBackendName = (value: string): value is BackendName =>
   (BACKEND_ORDER as ReadonlyArray<string>).includes(value);
@@ -115,7 +120,7 @@ export function decideBackend(
   for (const backend of BACKEND_ORDER) {
     const probe = probeOf(backend);
     if (probe.available && probe.software === true && backend !== 'cpu') {
-      skipped.push(`${probe.detail} — a software (CPU-emulated) adapter, slower than webasm; --backend ${backend} forces it`);
+      skipped.push(`${probe.detail} — a software (CPU-emulated) adapter, slower than the CPU backends; --backend ${backend} forces it`);
       continue;
     }
     if (probe.available) {
@@ -128,7 +133,7 @@ export function decideBackend(
   return E.left(deviceError('unavailable', 'cpu', `no backend is available: ${skipped.join('; ')}`));
 }
 
-/** The best available backend in the order webgpu → headlessgl → webasm → cpu, or the explicit one if usable. */
+/** The best available backend in the order webgpu → headlessgl → cpu → webasm, or the explicit one if usable. */
 export async function chooseBackend(preferred: BackendName | 'auto'): Promise<E.Either<DeviceError, BackendChoice>> {
   return decideBackend(await probeBackends(), preferred);
 }
