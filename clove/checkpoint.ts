@@ -99,16 +99,11 @@ export const manifestCodec = strictObject('a checkpoint manifest', {
 
 export type Manifest = t.TypeOf<typeof manifestCodec>;
 
-export interface LoadedCheckpoint {
+/** What was saved, plus where it was read from and its validated manifest. */
+export interface LoadedCheckpoint extends CheckpointInput {
   /** The checkpoint directory that was read. */
   readonly path: string;
   readonly manifest: Manifest;
-  readonly step: number;
-  readonly epoch: number;
-  readonly rngState: readonly number[];
-  readonly config: Config;
-  readonly backend: string;
-  readonly tensors: Readonly<Record<string, CheckpointTensor>>;
 }
 
 export interface CheckpointEntry {
