@@ -27,18 +27,16 @@ export interface ProgramPlan {
   readonly oversize: readonly Node[];
 }
 
-/**
- * Typecheck, optimize, fuse, schedule, generate sources and plan memory. Pure, except that a `sourceCache`
- * (generated sources on disk, keyed by kernel structure) lets a second process skip code generation.
- */
 export interface PlanOptions {
   /** Plan even when tensors exceed the limits (listed in `oversize`): to report what a config would need. */
   readonly allowOversize?: boolean;
+  /** Generated sources on disk, keyed by kernel structure, so that a second process skips code generation. */
   readonly sourceCache?: SourceCache;
 }
 
+/** Typecheck, optimize, fuse, schedule, generate sources and plan memory. Pure apart from the optional source cache. */
 export function plan(graph: Graph, limits: { maxBufferBytes: number } = { maxBufferBytes: 2 ** 31 }, options: PlanOptions = {}): E.Either<string, ProgramPlan> {
-  const sourceCache = options.sourceCache;
+  const { sourceCache } = options;
   const checked = typecheck(graph);
   if (E.isLeft(checked)) return E.left(`the graph does not typecheck:\n${formatShapeErrors(checked.left)}`);
   // An output that is (or simplifies to) a bound leaf gets its own copy, so the caller never receives its own
@@ -61,11 +59,7 @@ export function plan(graph: Graph, limits: { maxBufferBytes: number } = { maxBuf
   }
   const sources: string[] = [];
   for (const k of kernels) {
-    if (sourceCache === undefined) {
-      sources.push(kernelSource(k));
-      continue;
-    }
-    const cached = sourceCache.getOrGenerate(kernelSignature(k), () => kernelSource(k));
+    const cached = sourceCache === undefined ? E.right({ source: kernelSource(k) }) : sourceCache.getOrGenerate(kernelSignature(k), () => kernelSource(k));
     if (E.isLeft(cached)) return cached;
     sources.push(cached.right.source);
   }
