@@ -27,23 +27,20 @@ export interface Schedule {
   readonly materialized: ReadonlySet<number>;
 }
 
-/** Whether `n` is free to recompute: constants, iota, and movement chains down to buffers or constants. */
-function isIndexOnly(n: Node, buffers: ReadonlySet<number>): boolean {
-  if (buffers.has(n.id) || n.op === 'const' || n.op === 'iota') return true;
-  if (n.op === 'concat') return false;
-  return MOVEMENT.has(n.op) && isIndexOnly(n.inputs[0], buffers);
-}
-
 /**
- * Whether an operand that a heavy op re-reads in its inner loop may stay inlined: only when each read costs a few
- * index operations without branches. Reshape, expand, slice and flip qualify; permutes decompose and recompose
- * every index with divisions and pads need a bounds test per read, so such an operand is materialized once.
+ * Ops whose inlining into a heavy op's inner loop costs a few index operations without branches: reshape, expand,
+ * slice, flip. A permute decomposes and recomposes every index with divisions and a pad needs a bounds test per
+ * read, so an operand reached through them is materialized once instead.
  */
-function isCheapReread(n: Node, buffers: ReadonlySet<number>): boolean {
+const CHEAP_REREAD = new Set(['reshape', 'expand', 'slice', 'flip', 'stopGradient']);
+
+/** Whether `n` is a chain of `ops` down to buffers, constants or iota (free to recompute with those ops). */
+function movementChain(n: Node, buffers: ReadonlySet<number>, ops: ReadonlySet<string>): boolean {
   if (buffers.has(n.id) || n.op === 'const' || n.op === 'iota') return true;
-  if (n.op === 'permute' || n.op === 'pad') return false;
-  return MOVEMENT.has(n.op) && isCheapReread(n.inputs[0], buffers);
+  return ops.has(n.op) && movementChain(n.inputs[0], buffers, ops);
 }
+const isIndexOnly = (n: Node, buffers: ReadonlySet<number>): boolean => movementChain(n, buffers, MOVEMENT);
+const isCheapReread = (n: Node, buffers: ReadonlySet<number>): boolean => movementChain(n, buffers, CHEAP_REREAD);
 
 export function schedule(graph: Graph): Schedule {
   const consumers = new Map<number, number>();
