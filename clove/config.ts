@@ -365,8 +365,7 @@ const cpuSmall: Config = {
 // r18-96: the STL-10 / ImageNet-100-at-96px regime. Global views at 96 px keep a 3×3 C5 grid under the
 // ImageNet stem (stride 32); local views at 48 px give 2×2, the same local/global size ratio (~0.5) the paper
 // uses (96/224 ≈ 0.43). Four local views instead of six keep the local-view compute at one global view's worth
-// (4·48² = 96²), which is what makes this a cheap single-GPU preset. 40k steps at batch 256 ≈ 100 epochs of
-// STL-10's 100k unlabeled images.
+// (4·48² = 96²), which is what makes this a cheap single-GPU preset (batch and steps: see `optim` below).
 const r18x96: Config = {
   seed: 0,
   data: { source: 'deadleaves', path: null, poolSize: 10_000 },
@@ -379,7 +378,10 @@ const r18x96: Config = {
   // A 3×3 teacher grid has 9 cells, fewer than the official k = 10 (which would zero every image's loss); each
   // row also loses its 1–2 matched cells, so k = 5 keeps 4 hard negatives per row.
   loss: { ...officialLoss, k: 5 },
-  optim: { ...larsDefaults, warmupSteps: 2000, steps: 40_000, batchSize: 256 },
+  // Batch 48 is the largest whose tensors stay below 2^24 elements, the limit of exact float index arithmetic in
+  // the generated kernels (`clove pretrain --preset r18-96 --plan` at 256 lists 137 such tensors); 200k steps keep
+  // ~100 epochs of STL-10's 100k unlabeled images, with the same 5% warm-up.
+  optim: { ...larsDefaults, warmupSteps: 10_000, steps: 200_000, batchSize: 48 },
   ema: { base: 0.99 },
   run: { outDir: 'runs/r18-96', backend: 'auto', logEvery: 50, metricsEvery: 200, checkpointEvery: 2000, picturesEvery: 1000 },
 };
