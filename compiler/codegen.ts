@@ -11,6 +11,9 @@ type LowerRule = (node: Node, idx: string, ctx: LowerCtx) => string;
 
 const isSimple = (e: string): boolean => /^[A-Za-z_][\w]*$/.test(e) || /^\(?-?[\d.]+(e[+-]?\d+)?\)?$/.test(e);
 
+/** Loops of at most this many iterations are emitted unrolled. */
+export const UNROLL_MAX = 3;
+
 class KernelWriter {
   private readonly scopes: string[][] = [[]];
   private readonly memos: Map<string, string>[] = [new Map()];
@@ -52,6 +55,16 @@ class KernelWriter {
     return name;
   }
   loop(count: number, body: (v: string) => void): void {
+    if (count <= UNROLL_MAX) {
+      // Short loops (conv and pooling windows) are unrolled: the loop variable becomes a literal, so the index
+      // arithmetic folds and the backends see straight-line code.
+      for (let k = 0; k < count; k++) {
+        this.memos.push(new Map());
+        body(`${k}.0`);
+        this.memos.pop();
+      }
+      return;
+    }
     const v = this.fresh('r');
     this.scopes.push([]);
     this.memos.push(new Map());
