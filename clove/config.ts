@@ -318,10 +318,9 @@ const nmhsa = (heads: number): Config['model']['predictor'] => ({ name: 'nmhsa',
 
 /**
  * Steps of the default CPU run, tuned so that `cpu-small` (ResNet-18 at width 8, batch 8, 2×32 px + 2×16 px views)
- * takes well under 15 minutes on 2 cores: measured 7.5 min on the cpu backend, 18 min on webasm, both on a loaded
- * machine (2026-11).
+ * takes about 15 minutes on 2 cores: ~1.5 s per step on the cpu backend (quiet machine; webasm 3.4 s), 2026-11.
  */
-export const CPU_SMALL_STEPS = 200;
+export const CPU_SMALL_STEPS = 500;
 
 /** ImageNet-1k train has 1,281,167 images; at batch 64 an epoch is this many steps (drop_last). */
 const IMAGENET_STEPS_PER_EPOCH_AT_64 = Math.floor(1_281_167 / 64);
