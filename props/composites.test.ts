@@ -146,23 +146,29 @@ const bnShape = fc
 
 const BN_TOL: Tolerance = { ...defaultTolerance, rtol: 1e-5 };
 
+
+/** A batch-norm case over `shape` (NCHW or NC): leaves named bn.*, and their values drawn from `rand`. */
+function bnFixture(shape: readonly number[], rand: () => number) {
+  const C = shape[1];
+  const x = T.input('x', shape);
+  const p = { weight: T.param('bn.weight', [C]), bias: T.param('bn.bias', [C]) };
+  const state = { runningMean: T.input('bn.runningMean', [C]), runningVar: T.input('bn.runningVar', [C]) };
+  const values = {
+    x: smooth(shape, rand),
+    'bn.weight': smooth([C], rand),
+    'bn.bias': smooth([C], rand),
+    'bn.runningMean': smooth([C], rand),
+    'bn.runningVar': positive([C], rand),
+  };
+  return { C, eps: 1e-5, x, p, state, values };
+}
+
 describe('batchNorm', () => {
   test('training mode: output, running statistics and gradients (x, weight, bias)', () => {
     property(
       fc.property(bnShape, seedArb, fc.constantFrom(0.1, 0.01, 0.5), (shape, seed, momentum) => {
         const rand = prng(seed);
-        const C = shape[1];
-        const eps = 1e-5;
-        const x = T.input('x', shape);
-        const p = { weight: T.param('bn.weight', [C]), bias: T.param('bn.bias', [C]) };
-        const state = { runningMean: T.input('bn.runningMean', [C]), runningVar: T.input('bn.runningVar', [C]) };
-        const values = {
-          x: smooth(shape, rand),
-          'bn.weight': smooth([C], rand),
-          'bn.bias': smooth([C], rand),
-          'bn.runningMean': smooth([C], rand),
-          'bn.runningVar': positive([C], rand),
-        };
+        const { C, eps, x, p, state, values } = bnFixture(shape, rand);
         const { y, state: next } = nn.batchNorm(x, p, state, { training: true, momentum, eps });
         const r = evalF64({ y, mean: next.runningMean, var: next.runningVar }, values);
 
@@ -201,18 +207,7 @@ describe('batchNorm', () => {
     property(
       fc.property(bnShape, seedArb, (shape, seed) => {
         const rand = prng(seed);
-        const C = shape[1];
-        const eps = 1e-5;
-        const x = T.input('x', shape);
-        const p = { weight: T.param('bn.weight', [C]), bias: T.param('bn.bias', [C]) };
-        const state = { runningMean: T.input('bn.runningMean', [C]), runningVar: T.input('bn.runningVar', [C]) };
-        const values = {
-          x: smooth(shape, rand),
-          'bn.weight': smooth([C], rand),
-          'bn.bias': smooth([C], rand),
-          'bn.runningMean': smooth([C], rand),
-          'bn.runningVar': positive([C], rand),
-        };
+        const { C, eps, x, p, state, values } = bnFixture(shape, rand);
         const { y, state: next } = nn.batchNorm(x, p, state, { training: false, eps });
         assert.equal(next, state, 'eval mode must return the state it was given');
         const channelOf = (flat: number) => Math.floor(flat / stridesOf(shape)[1]) % C;
