@@ -5,10 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import * as E from 'fp-ts/lib/Either.js';
-import { compile } from '../compiler/compile.ts';
-import { numel, type Graph } from '../compiler/ir.ts';
+import { numel } from '../compiler/ir.ts';
 import { interpret } from '../compiler/interp/interpret.ts';
-import type { DeviceHandle } from '../compiler/runtime/device.ts';
 import { resnetParamShapes } from '../clove/models/resnet.ts';
 import { MICRO_SIZES, W1_SHAPE, graphFlops, microFlops, w1Flops, w1GridSide, w1StudentParams, type W1Shape } from '../bench/flops.ts';
 import { TINY_MICRO, TINY_W1, parseArgs } from '../bench/main.ts';
@@ -18,6 +16,7 @@ import { makeTfjsW1, setupTfjs } from '../bench/tfjs.ts';
 import { MICRO_NAMES, microWorkload } from '../bench/workloads.ts';
 import { STATE_PREFIX, W1_LOSS, buildW1Step, buildW1StudentForward, initW1State, w1InputData, w1ParamShapes } from '../bench/w1.ts';
 import { property } from './prop.ts';
+import { runCompiled } from './run-compiled.ts';
 
 const sizeOf = (shape: readonly number[]) => shape.reduce((a, c) => a * c, 1);
 
@@ -136,25 +135,6 @@ test('W1 at the README size: 9.439281 GFLOP student forward (torch.profiler), 37
   assert.ok(names.has('encoder.s3b0.proj.weight') && names.has('head.conv2.bias') && names.has('predictor.in_proj_weight'));
   assert.ok(!names.has('encoder.s0b0.proj.weight'), 'the first stage keeps its width and stride: no projection shortcut');
 });
-
-/** Compile on cpu, run once with host inputs, read every output. */
-async function runCompiled(graph: Graph, inputs: Readonly<Record<string, Float32Array | DeviceHandle>>): Promise<Record<string, Float32Array>> {
-  const exe = await compile(graph, { backend: 'cpu' });
-  if (E.isLeft(exe)) throw new Error(exe.left);
-  try {
-    const r = await exe.right.run(inputs);
-    if (E.isLeft(r)) throw new Error(r.left);
-    const out: Record<string, Float32Array> = {};
-    for (const [name, h] of Object.entries(r.right)) {
-      const v = await exe.right.read(h);
-      if (E.isLeft(v)) throw new Error(v.left);
-      out[name] = v.right;
-    }
-    return out;
-  } finally {
-    await exe.right.dispose();
-  }
-}
 
 test('every micro workload compiles and runs at a tiny size on cpu and agrees with the interpreter', async () => {
   for (const name of MICRO_NAMES) {

@@ -4,12 +4,11 @@
 // few ulps, reductions and contractions accumulate in a different order, so the tolerance scales with the
 // magnitude of the summed terms (sum |terms| · 1e-5), checked per element.
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import * as E from 'fp-ts/lib/Either.js';
 import fc from 'fast-check';
 import { vjp } from '../compiler/autodiff.ts';
 import * as b from '../compiler/build.ts';
-import { compile, type Executable } from '../compiler/compile.ts';
 import { makeGraph, type Node } from '../compiler/ir.ts';
 import { interpret } from '../compiler/interp/interpret.ts';
 import type { PrimName } from '../compiler/params.ts';
@@ -17,36 +16,10 @@ import { probeBackends } from '../compiler/runtime/backend.ts';
 import type { BackendName } from '../compiler/runtime/errors.ts';
 import { buildCase, drawValues, generators, prng, type Case } from './gen.ts';
 import { property } from './prop.ts';
+import { runCompiled } from './run-compiled.ts';
 
 const probes = await probeBackends();
 const wanted: BackendName[] = ['cpu', 'webasm', 'webgpu'];
-const opened: Executable[] = [];
-after(async () => {
-  for (const e of opened) await e.dispose();
-});
-
-/** Compile, run once, read every output, dispose. */
-async function runCompiled(outputs: Record<string, Node>, bindings: Record<string, Float32Array>, backend: BackendName) {
-  const exe = await compile(makeGraph(outputs), { backend });
-  if (E.isLeft(exe)) throw new Error(exe.left);
-  try {
-    const out = await exe.right.run(bindings);
-    if (E.isLeft(out)) throw new Error(out.left);
-    const values: Record<string, Float32Array> = {};
-    for (const [k, h] of Object.entries(out.right)) {
-      const r = await exe.right.read(h);
-      if (E.isLeft(r)) throw new Error(r.left);
-      values[k] = r.right;
-    }
-    // Outputs that are the same node share one handle.
-    for (const h of new Set(Object.values(out.right))) exe.right.device.free(h);
-    assert.equal(exe.right.device.liveHandles().count, 0, 'a run must not leak device buffers');
-    return values;
-  } finally {
-    await exe.right.dispose();
-  }
-}
-
 function close(got: Float32Array, want: ArrayLike<number>, what: string): void {
   assert.equal(got.length, want.length, `${what}: length`);
   for (let i = 0; i < want.length; i++) {
@@ -78,7 +51,7 @@ for (const backend of wanted) {
             }
             const ref = interpret(makeGraph(outputs), bindings, 'f32');
             if (E.isLeft(ref)) throw new Error(ref.left);
-            const got = await runCompiled(outputs, bindings, backend);
+            const got = await runCompiled(makeGraph(outputs), bindings, backend);
             for (const k of Object.keys(outputs)) close(got[k], ref.right[k].data, `${name}.${k} (${JSON.stringify(c)})`);
           }),
           backend === 'webgpu' ? 6 : 10,
