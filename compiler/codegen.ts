@@ -1,6 +1,7 @@
-// Kernel source emission in the gpu.js JavaScript dialect. One kernel per KernelPlan: thread x computes the
-// root node at flat index x; inlined nodes are emitted through their primitive's `lower` rule; buffers are
-// read as `aK[index]`. Loops have literal bounds; all arithmetic is in floats (indices exact below 2^24).
+// Kernel source emission in the gpu.js JavaScript dialect. One kernel per KernelPlan: each thread computes the
+// root node at one flat index (see `dispatchOf` for how threads cover the output); inlined nodes are emitted
+// through their primitive's `lower` rule; buffers are read as `aK[index]`. Loops have literal bounds; all
+// arithmetic is in floats (indices exact below 2^24).
 import { stridesOf, type Node, type Shape } from './ir.ts';
 import type { LowerCtx } from './lowering.ts';
 import type { PrimName } from './params.ts';
@@ -10,6 +11,41 @@ import type { KernelPlan } from './schedule.ts';
 type LowerRule = (node: Node, idx: string, ctx: LowerCtx) => string;
 
 const isSimple = (e: string): boolean => /^[A-Za-z_][\w]*$/.test(e) || /^\(?-?[\d.]+(e[+-]?\d+)?\)?$/.test(e);
+
+/**
+ * Bumped whenever generated sources change for an unchanged kernel structure, so on-disk caches keyed by
+ * `kernelSignature` never serve a source written for another code generator.
+ */
+export const CODEGEN_VERSION = 2;
+
+/** gpu.js's largest 2-D dispatch side: 65 535 workgroups of 8 threads on WebGPU. */
+const MAX_DISPATCH_SIDE = 65_535 * 8;
+
+/** How the threads of a kernel cover its output. */
+export interface Dispatch {
+  /** The gpu.js `output`: [X] (flat) or [X, Y], x fastest; the flat index is y·X + x either way. */
+  readonly output: readonly [number] | readonly [number, number];
+  /** Output axes from `split` on are covered by thread.x, the ones before it by thread.y (0: all by x). */
+  readonly split: number;
+}
+
+/**
+ * A 2-D dispatch puts a suffix of the output axes on thread.x and the rest on thread.y. On webasm, the 4 lanes
+ * of a SIMD quad share thread.y, so whatever depends only on the leading axes (a dot's row of A, a conv's
+ * weights) is computed once per quad and read with one scalar load instead of a 4-lane gather; on WebGPU the
+ * 8×8 workgroups tile the output exactly. Hence the shortest suffix whose size is a multiple of 8 (so no quad
+ * crosses a row) with a leading extent that is a multiple of 8 too; a flat dispatch when there is none.
+ */
+export function dispatchOf(shape: Shape): Dispatch {
+  const total = shape.reduce((a, c) => a * c, 1);
+  let x = 1;
+  for (let split = shape.length - 1; split >= 1; split--) {
+    x *= shape[split];
+    const y = total / x;
+    if (x % 8 === 0 && y % 8 === 0 && x <= MAX_DISPATCH_SIDE && y <= MAX_DISPATCH_SIDE) return { output: [x, y], split };
+  }
+  return { output: [total], split: 0 };
+}
 
 /** Loops of at most this many iterations are emitted unrolled. */
 export const UNROLL_MAX = 3;
@@ -73,20 +109,28 @@ class KernelWriter {
     this.memos.pop();
     this.emit(`for (let ${v} = 0; ${v} < ${count}; ${v}++) {\n${lines.map((l) => `  ${l}`).join('\n')}\n}`);
   }
+  /** Seed the coordinates of `idx` in `shape` (known by construction, e.g. from the thread ids). */
+  knowCoords(shape: Shape, idx: string, coords: readonly string[]): void {
+    this.memoSet(`c${JSON.stringify(shape)}@${idx}`, coords.join('|'));
+  }
   coords(shape: Shape, rawIdx: string): string[] {
     // Bind first: callers pass compound index expressions, and `/` and `%` bind tighter than `+`.
     const idx = this.bind(rawIdx);
     const key = `c${JSON.stringify(shape)}@${idx}`;
     const hit = this.memoGet(key);
     if (hit !== undefined) return hit.split('|');
+    const cs = this.decompose(shape, idx);
+    this.memoSet(key, cs.join('|'));
+    return cs;
+  }
+  /** Row-major coordinates of the bound index `idx` in `shape`. */
+  decompose(shape: Shape, idx: string): string[] {
     const st = stridesOf(shape);
-    const cs = shape.map((d, k) => {
+    return shape.map((d, k) => {
       if (d === 1) return '0.0';
       const q = st[k] === 1 ? idx : `Math.floor(${idx} / ${st[k]}.0)`;
       return this.bind(k === 0 ? q : `${q} % ${d}.0`);
     });
-    this.memoSet(key, cs.join('|'));
-    return cs;
   }
   flat(coords: readonly string[], shape: Shape): string {
     const st = stridesOf(shape);
@@ -124,10 +168,21 @@ class KernelWriter {
   }
 }
 
-/** The gpu.js source of one kernel: `function (a0, …) { … return value; }` over a flat 1-D output. */
+/** The gpu.js source of one kernel, `function (a0, …) { … return value; }`, for the dispatch `dispatchOf` gives. */
 export function kernelSource(plan: KernelPlan): string {
   const w = new KernelWriter(plan.args);
-  w.emit('const i = this.thread.x;');
+  const shape = plan.root.shape;
+  const { output, split } = dispatchOf(shape);
+  if (output.length === 1) {
+    w.emit('const i = this.thread.x;');
+  } else {
+    // The root's coordinates come from the thread ids directly, so those of the leading axes stay independent
+    // of thread.x (gpu.js's SIMD analysis taints anything computed from it).
+    w.emit('const tx = this.thread.x;');
+    w.emit('const ty = this.thread.y;');
+    w.emit(`const i = ty * ${output[0]}.0 + tx;`);
+    w.knowCoords(shape, 'i', [...w.decompose(shape.slice(0, split), 'ty'), ...w.decompose(shape.slice(split), 'tx')]);
+  }
   const result = w.lowerNode(plan.root, 'i');
   return `function (${plan.args.map((_a, k) => `a${k}`).join(', ')}) {\n${w.body()}\n  return ${result};\n}`;
 }
@@ -146,5 +201,5 @@ export function kernelSignature(plan: KernelPlan): string {
     local.set(n.id, ref);
     return desc;
   });
-  return parts.join(';');
+  return `v${CODEGEN_VERSION}:${parts.join(';')}`;
 }

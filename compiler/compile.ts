@@ -2,7 +2,7 @@
 // `compile` builds the kernels on a device and returns an Executable whose inputs and outputs stay on
 // the device; only what the caller reads comes back.
 import * as E from 'fp-ts/lib/Either.js';
-import { kernelSignature, kernelSource } from './codegen.ts';
+import { dispatchOf, kernelSignature, kernelSource } from './codegen.ts';
 import { SourceCache } from './runtime/cache.ts';
 import { stopGradient } from './build.ts';
 import { makeGraph, numel, showShape, type Graph, type Node } from './ir.ts';
@@ -118,7 +118,8 @@ export async function compile(graph: Graph, options: CompileOptions = {}): Promi
     const built = device.buildKernel({
       name: `${kp.root.layer === '' ? '' : `${kp.root.layer}/`}${kp.root.op}#${k}`,
       source: p.sources[k],
-      output: [numel(kp.root.shape)],
+      output: dispatchOf(kp.root.shape).output,
+      resultShape: [numel(kp.root.shape)],
       argumentTypes: Object.fromEntries(kp.args.map((_a, j) => [`a${j}`, 'Array' as const])),
       returnType: 'Number',
     });

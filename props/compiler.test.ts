@@ -7,6 +7,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import fc from 'fast-check';
 import { vjp } from '../compiler/autodiff.ts';
 import * as b from '../compiler/build.ts';
+import { dispatchOf } from '../compiler/codegen.ts';
 import { compile, plan, type ProgramPlan } from '../compiler/compile.ts';
 import { makeGraph, type Node } from '../compiler/ir.ts';
 import { interpret } from '../compiler/interp/interpret.ts';
@@ -139,6 +140,24 @@ describe('generated code', () => {
       }),
       100,
     );
+  });
+
+  test('2-D dispatch covers the output exactly, tiles 8×8 workgroups, and keeps a dot row off thread.x', () => {
+    property(
+      fc.property(fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 4 }), (shape) => {
+        const { output, split } = dispatchOf(shape);
+        const total = shape.reduce((a, c) => a * c, 1);
+        assert.equal(output.reduce((a: number, c: number) => a * c, 1), total);
+        if (output.length === 1) return assert.equal(split, 0);
+        assert.equal(output[0], shape.slice(split).reduce((a, c) => a * c, 1));
+        assert.ok(output[0] % 8 === 0 && output[1] % 8 === 0, `[${output.join(', ')}]`);
+      }),
+      200,
+    );
+    const src = planOf({ y: b.dot(b.input('a', [16, 24]), b.input('c', [24, 16])) }).sources[0];
+    const base = /a0\[(t\d+) \+ r\d+\]/.exec(src)?.[1];
+    const definition = new RegExp(`const ${base} = ([^;]+);`).exec(src)?.[1];
+    assert.ok(definition !== undefined && /\bty\b/.test(definition) && !/\btx\b|\bi\b/.test(definition), `the row of A must be indexed by thread.y alone:\n${src}`);
   });
 
   test('long reductions are split in two levels and stay exact', async () => {

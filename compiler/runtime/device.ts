@@ -37,6 +37,11 @@ export interface KernelSpec {
   readonly returnType: KernelReturnType;
   /** scalar constants, read in the source as `this.constants.name` and baked in at build */
   readonly constants?: Readonly<Record<string, number>>;
+  /**
+   * The shape result handles carry, when it differs from `output` (x widened by the components): e.g. a flat
+   * [X·Y] for a kernel dispatched as [X, Y], whose results consumers index with one flat index. Same bytes.
+   */
+  readonly resultShape?: KernelShape;
 }
 
 /**
@@ -297,7 +302,11 @@ export class Device {
     };
     const key = kernelCacheKey({ backend: this.backend, source, settings });
     const { value: compiled } = this.cache.getOrCreate(key, () => new CompiledKernel(key, this, source, this.gpu.createKernel(source, settings)));
-    return E.right(new DeviceKernel(name, spec, argumentNames, compiled, widen(spec.output, components)));
+    const resultShape = spec.resultShape ?? widen(spec.output, components);
+    if (!isValidShape(resultShape) || product(resultShape) !== product(spec.output) * components) {
+      return fail('kernel', `resultShape [${resultShape.join(', ')}] must hold the ${product(spec.output) * components} values of output [${spec.output.join(', ')}]${components === 4 ? '×4' : ''}`);
+    }
+    return E.right(new DeviceKernel(name, spec, argumentNames, compiled, resultShape));
   }
 
   private register(shape: KernelShape, payload: Payload): DeviceHandle {
@@ -403,9 +412,10 @@ export class Device {
         return E.left(deviceError('kernel', this.backend, 'gpu.js returned a host value instead of a pipeline buffer (is pipeline: true lost?)', kernel.name));
       }
       let result = value;
-      if (result.componentCount !== 1) {
-        // gpu.js refuses Array(n) buffers as kernel arguments; the storage is tightly packed x-major, so a clone
-        // that calls itself scalar with x widened by n is the same bytes under the layout every backend uses
+      if (result.componentCount !== 1 || result.output.join(',') !== shape.join(',')) {
+        // gpu.js refuses Array(n) buffers as kernel arguments, and sizes its index arithmetic by `output`; the
+        // storage is tightly packed x-major, so a scalar clone with the result shape is the same bytes under the
+        // layout every backend uses
         const view = result.clone();
         view.output = [...shape];
         view.componentCount = 1;
