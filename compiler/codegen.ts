@@ -1,10 +1,13 @@
 // Kernel source emission in the gpu.js JavaScript dialect. One kernel per KernelPlan: each thread computes the
 // root node at one flat index (see `dispatchOf` for how threads cover the output); inlined nodes are emitted
-// through their primitive's `lower` rule; buffers are read as `aK[index]`. Loops have literal bounds; all
-// arithmetic is in floats (indices exact below 2^24).
+// through their primitive's `lower` rule; buffers are read as `aK[index]` (through the tiled layout for
+// buffers a register-tiled kernel wrote). Loops have literal bounds; all arithmetic is in floats (indices
+// exact below 2^24).
+import { kernelDispatch, quadShape, TILE } from './dispatch.ts';
 import { stridesOf, type Node, type Shape } from './ir.ts';
 import type { LowerCtx } from './lowering.ts';
 import type { PrimName } from './params.ts';
+import type { TileRule } from './prim.ts';
 import { registry } from './registry.ts';
 import type { KernelPlan } from './schedule.ts';
 
@@ -18,35 +21,6 @@ const isSimple = (e: string): boolean => /^[A-Za-z_][\w]*$/.test(e) || /^\(?-?[\
  */
 export const CODEGEN_VERSION = 2;
 
-/** gpu.js's largest 2-D dispatch side: 65 535 workgroups of 8 threads on WebGPU. */
-const MAX_DISPATCH_SIDE = 65_535 * 8;
-
-/** How the threads of a kernel cover its output. */
-export interface Dispatch {
-  /** The gpu.js `output`: [X] (flat) or [X, Y], x fastest; the flat index is y·X + x either way. */
-  readonly output: readonly [number] | readonly [number, number];
-  /** Output axes from `split` on are covered by thread.x, the ones before it by thread.y (0: all by x). */
-  readonly split: number;
-}
-
-/**
- * A 2-D dispatch puts a suffix of the output axes on thread.x and the rest on thread.y. On webasm, the 4 lanes
- * of a SIMD quad share thread.y, so whatever depends only on the leading axes (a dot's row of A, a conv's
- * weights) is computed once per quad and read with one scalar load instead of a 4-lane gather; on WebGPU the
- * 8×8 workgroups tile the output exactly. Hence the shortest suffix whose size is a multiple of 8 (so no quad
- * crosses a row) with a leading extent that is a multiple of 8 too; a flat dispatch when there is none.
- */
-export function dispatchOf(shape: Shape): Dispatch {
-  const total = shape.reduce((a, c) => a * c, 1);
-  let x = 1;
-  for (let split = shape.length - 1; split >= 1; split--) {
-    x *= shape[split];
-    const y = total / x;
-    if (x % 8 === 0 && y % 8 === 0 && x <= MAX_DISPATCH_SIDE && y <= MAX_DISPATCH_SIDE) return { output: [x, y], split };
-  }
-  return { output: [total], split: 0 };
-}
-
 /** Loops of at most this many iterations are emitted unrolled. */
 export const UNROLL_MAX = 3;
 
@@ -55,9 +29,11 @@ class KernelWriter {
   private readonly memos: Map<string, string>[] = [new Map()];
   private counter = 0;
   private readonly argOf: Map<number, string>;
+  private readonly argTile: Map<number, number>;
 
-  constructor(args: readonly Node[]) {
+  constructor(args: readonly Node[], argTiles: readonly (number | null)[]) {
     this.argOf = new Map(args.map((a, k) => [a.id, `a${k}`]));
+    this.argTile = new Map(args.flatMap((a, k) => (argTiles[k] === null ? [] : [[a.id, argTiles[k] as number]])));
   }
 
   private fresh(prefix: string): string {
@@ -141,7 +117,7 @@ class KernelWriter {
   /** The value of `n` at flat index `idx`: a buffer read or the inlined computation (memoized per scope). */
   value(n: Node, idx: string): string {
     const arg = this.argOf.get(n.id);
-    if (arg !== undefined) return this.bind(`${arg}[${idx}]`);
+    if (arg !== undefined) return this.bind(`${arg}[${this.bufferIndex(n, idx)}]`);
     const key = `${n.id}@${idx}`;
     const hit = this.memoGet(key);
     if (hit !== undefined) return hit;
@@ -150,8 +126,20 @@ class KernelWriter {
     return v;
   }
 
-  lowerNode(n: Node, idx: string): string {
-    const ctx: LowerCtx = {
+  /**
+   * Where the element at flat index `idx` of buffer `n` lives: `idx` itself, or for a buffer written by a kernel
+   * tiled along an axis, its place in that kernel's output (quadShape with the TILE values of a thread last).
+   */
+  private bufferIndex(n: Node, idx: string): string {
+    const axis = this.argTile.get(n.id);
+    if (axis === undefined) return idx;
+    const c = this.coords(n.shape, idx);
+    const quad = this.flat(c.map((v, k) => (k === axis ? this.bind(`Math.floor(${v} / ${TILE}.0)`) : v)), quadShape(n.shape, axis));
+    return this.bind(`${quad} * ${TILE}.0 + ${c[axis]} % ${TILE}.0`);
+  }
+
+  private contextOf(n: Node): LowerCtx {
+    return {
       input: (k, i) => this.value(n.inputs[k], i),
       bind: (e) => this.bind(e),
       variable: (e) => this.variable(e),
@@ -160,7 +148,17 @@ class KernelWriter {
       coords: (s, i) => this.coords(s, i),
       flat: (c, s) => this.flat(c, s),
     };
-    return (registry[n.op as PrimName].lower as LowerRule)(n, idx, ctx);
+  }
+
+  lowerNode(n: Node, idx: string): string {
+    return (registry[n.op as PrimName].lower as LowerRule)(n, idx, this.contextOf(n));
+  }
+
+  /** The values of `n` at the TILE flat indices `idxs`, through its tile rule. */
+  lowerTile(n: Node, idxs: readonly string[]): readonly string[] {
+    const rule = registry[n.op as PrimName].tile as TileRule<PrimName> | undefined;
+    if (rule === undefined) throw new Error(`codegen: ${n.op} has no tile rule but its kernel was tiled`);
+    return rule.lower(n, idxs, this.contextOf(n));
   }
 
   body(): string {
@@ -168,23 +166,40 @@ class KernelWriter {
   }
 }
 
-/** The gpu.js source of one kernel, `function (a0, …) { … return value; }`, for the dispatch `dispatchOf` gives. */
+/** The gpu.js source of one kernel, `function (a0, …) { … return value; }`, for its `kernelDispatch`. */
 export function kernelSource(plan: KernelPlan): string {
-  const w = new KernelWriter(plan.args);
+  const w = new KernelWriter(plan.args, plan.argTiles);
   const shape = plan.root.shape;
-  const { output, split } = dispatchOf(shape);
+  const threadShape = plan.tile === null ? shape : quadShape(shape, plan.tile);
+  const { output, split } = kernelDispatch(shape, plan.tile);
+  const params = plan.args.map((_a, k) => `a${k}`).join(', ');
+  let threadCoords: string[] = [];
   if (output.length === 1) {
     w.emit('const i = this.thread.x;');
   } else {
-    // The root's coordinates come from the thread ids directly, so those of the leading axes stay independent
-    // of thread.x (gpu.js's SIMD analysis taints anything computed from it).
+    // Coordinates come from the thread ids directly, so those of the leading axes stay independent of
+    // thread.x (gpu.js's SIMD analysis taints anything computed from it).
     w.emit('const tx = this.thread.x;');
     w.emit('const ty = this.thread.y;');
-    w.emit(`const i = ty * ${output[0]}.0 + tx;`);
-    w.knowCoords(shape, 'i', [...w.decompose(shape.slice(0, split), 'ty'), ...w.decompose(shape.slice(split), 'tx')]);
+    threadCoords = [...w.decompose(threadShape.slice(0, split), 'ty'), ...w.decompose(threadShape.slice(split), 'tx')];
   }
-  const result = w.lowerNode(plan.root, 'i');
-  return `function (${plan.args.map((_a, k) => `a${k}`).join(', ')}) {\n${w.body()}\n  return ${result};\n}`;
+  if (plan.tile === null) {
+    if (output.length === 2) {
+      w.emit(`const i = ty * ${output[0]}.0 + tx;`);
+      w.knowCoords(shape, 'i', threadCoords);
+    }
+    const result = w.lowerNode(plan.root, 'i');
+    return `function (${params}) {\n${w.body()}\n  return ${result};\n}`;
+  }
+  const axis = plan.tile;
+  const idxs = Array.from({ length: TILE }, (_v, t) => {
+    const coords = threadCoords.map((v, k) => (k === axis ? w.bind(`${v} * ${TILE}.0 + ${t}.0`) : v));
+    const idx = w.flat(coords, shape);
+    w.knowCoords(shape, idx, coords);
+    return idx;
+  });
+  const results = w.lowerTile(plan.root, idxs);
+  return `function (${params}) {\n${w.body()}\n  return [${results.join(', ')}];\n}`;
 }
 
 /**
@@ -193,7 +208,8 @@ export function kernelSource(plan: KernelPlan): string {
  * equal sources, so this keys the on-disk source cache.
  */
 export function kernelSignature(plan: KernelPlan): string {
-  const local = new Map<number, string>(plan.args.map((a, k) => [a.id, `a${k}:${JSON.stringify(a.shape)}`]));
+  const layout = (tile: number | null): string => (tile === null ? '' : `~tile${tile}`);
+  const local = new Map<number, string>(plan.args.map((a, k) => [a.id, `a${k}:${JSON.stringify(a.shape)}${layout(plan.argTiles[k])}`]));
   const nodes = [...plan.inlined, plan.root].sort((x, y) => x.id - y.id);
   const parts = nodes.map((n, k) => {
     const ref = `n${k}`;
@@ -201,5 +217,5 @@ export function kernelSignature(plan: KernelPlan): string {
     local.set(n.id, ref);
     return desc;
   });
-  return `v${CODEGEN_VERSION}:${parts.join(';')}`;
+  return `v${CODEGEN_VERSION}:${parts.join(';')}${layout(plan.tile)}`;
 }

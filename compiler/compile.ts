@@ -2,7 +2,8 @@
 // `compile` builds the kernels on a device and returns an Executable whose inputs and outputs stay on
 // the device; only what the caller reads comes back.
 import * as E from 'fp-ts/lib/Either.js';
-import { dispatchOf, kernelSignature, kernelSource } from './codegen.ts';
+import { kernelSignature, kernelSource } from './codegen.ts';
+import { kernelDispatch } from './dispatch.ts';
 import { SourceCache } from './runtime/cache.ts';
 import { stopGradient } from './build.ts';
 import { makeGraph, numel, showShape, type Graph, type Node } from './ir.ts';
@@ -13,7 +14,7 @@ import { splitReductions } from './passes/splitReductions.ts';
 import { chooseBackend } from './runtime/backend.ts';
 import { Device, DeviceHandle, type DeviceKernel } from './runtime/device.ts';
 import { formatDeviceError, type BackendName, type DeviceError } from './runtime/errors.ts';
-import { schedule, type KernelPlan } from './schedule.ts';
+import { schedule, tileAxisOf, type KernelPlan } from './schedule.ts';
 import { formatShapeErrors, typecheck } from './typecheck.ts';
 
 export interface ProgramPlan {
@@ -40,9 +41,11 @@ export function plan(graph: Graph, limits: { maxBufferBytes: number } = { maxBuf
   const checked = typecheck(graph);
   if (E.isLeft(checked)) return E.left(`the graph does not typecheck:\n${formatShapeErrors(checked.left)}`);
   // An output that is (or simplifies to) a bound leaf gets its own copy, so the caller never receives its own
-  // buffer back. Outputs that are the same node share one handle.
+  // buffer back; so does one whose kernel is worth register-tiling, so the caller reads the plain layout.
+  // Outputs that are the same node share one handle.
   const optimized = splitReductions(explicitConvPadding(optimize(graph)));
-  const g = makeGraph(Object.fromEntries(Object.entries(optimized.outputs).map(([k, n]) => [k, n.op === 'param' || n.op === 'input' ? stopGradient(n) : n])));
+  const copied = (n: Node): boolean => n.op === 'param' || n.op === 'input' || tileAxisOf(n) !== null;
+  const g = makeGraph(Object.fromEntries(Object.entries(optimized.outputs).map(([k, n]) => [k, copied(n) ? stopGradient(n) : n])));
   const { kernels } = schedule(g);
   const memory = planMemory(g, kernels);
   const tooBig = oversizeTensors(g, kernels, limits);
@@ -118,10 +121,10 @@ export async function compile(graph: Graph, options: CompileOptions = {}): Promi
     const built = device.buildKernel({
       name: `${kp.root.layer === '' ? '' : `${kp.root.layer}/`}${kp.root.op}#${k}`,
       source: p.sources[k],
-      output: dispatchOf(kp.root.shape).output,
+      output: kernelDispatch(kp.root.shape, kp.tile).output,
       resultShape: [numel(kp.root.shape)],
       argumentTypes: Object.fromEntries(kp.args.map((_a, j) => [`a${j}`, 'Array' as const])),
-      returnType: 'Number',
+      returnType: kp.tile === null ? 'Number' : 'Array(4)',
     });
     if (E.isLeft(built)) {
       await device.dispose();

@@ -37,4 +37,17 @@ export interface Prim<Op extends PrimName> {
   readonly lower: (node: Node<Op>, idx: string, ctx: LowerCtx) => string;
   /** Inputs in which the output is linear when the other inputs are held fixed (checked by the adjoint test). */
   readonly linearIn: readonly number[] | 'all';
+  /** Register tiling, for ops whose neighbouring outputs along one axis share most of their reads. */
+  readonly tile?: TileRule<Op>;
+}
+
+/** How one thread computes TILE consecutive outputs along an axis (a dot's rows, a conv's output channels). */
+export interface TileRule<Op extends PrimName> {
+  /** The output axis to tile, or null where this node cannot be tiled (e.g. groups narrower than a tile). */
+  readonly axis: (node: Node<Op>) => number | null;
+  /**
+   * Like `lower`, for the TILE flat output indices `idxs` (consecutive along `axis`) at once: one pass over
+   * the reads, which the kernel writer shares wherever their index expressions coincide.
+   */
+  readonly lower: (node: Node<Op>, idxs: readonly string[], ctx: LowerCtx) => readonly string[];
 }

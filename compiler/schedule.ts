@@ -1,7 +1,11 @@
 // Fusion and scheduling: decide which nodes become buffers ("materialized"); every other node is inlined
 // into the kernel of the buffer that consumes it, as index arithmetic (movement ops) or recomputed
 // arithmetic (elementwise ops). The result is a linear schedule of kernels, one per materialized node.
+import { tileable } from './dispatch.ts';
 import { numel, type Graph, type Node } from './ir.ts';
+import type { PrimName } from './params.ts';
+import type { TileRule } from './prim.ts';
+import { registry } from './registry.ts';
 
 /** Ops that own loops; they always get their own kernel. */
 const HEAVY = new Set(['sum', 'reduceMax', 'dot', 'conv2d', 'pool2d', 'topk']);
@@ -13,13 +17,19 @@ const REREADS = new Set(['dot', 'conv2d', 'pool2d', 'topk']);
 export const MAX_KERNEL_INPUTS = 6;
 
 export interface KernelPlan {
-  /** The node this kernel computes (one value per thread, flat row-major index). */
+  /** The node this kernel computes (one value per thread, flat row-major index, unless tiled). */
   readonly root: Node;
   /** Buffers the kernel reads, in argument order (a0, a1, …). */
   readonly args: readonly Node[];
   /** Non-buffer nodes computed inside this kernel. */
   readonly inlined: readonly Node[];
+  /** The root axis along which each thread computes TILE consecutive values (register tiling), or null. */
+  readonly tile: number | null;
+  /** Per argument: the axis its producer tiled, i.e. the layout of that buffer (null: plain row-major). */
+  readonly argTiles: readonly (number | null)[];
 }
+
+type UntiledPlan = Omit<KernelPlan, 'tile' | 'argTiles'>;
 
 export interface Schedule {
   readonly kernels: readonly KernelPlan[];
@@ -76,7 +86,28 @@ export function schedule(graph: Graph): Schedule {
     mat.add(best.n.id);
     kernels = buildPlans(graph, mat);
   }
-  return { kernels, materialized: mat };
+  return { kernels: assignTiles(kernels, outputs), materialized: mat };
+}
+
+/** The axis along which a kernel computing `n` would be register-tiled, or null (no rule, or not `tileable`). */
+export function tileAxisOf(n: Node): number | null {
+  const rule = registry[n.op as PrimName].tile as TileRule<PrimName> | undefined;
+  const axis = rule === undefined ? null : rule.axis(n);
+  return axis !== null && tileable(n.shape, axis) ? axis : null;
+}
+
+/**
+ * Register tiling: a kernel whose root has a tile rule computes TILE outputs per thread wherever its axis
+ * allows. Its buffer is then stored tiled, which the index arithmetic of every consumer follows; graph
+ * outputs keep the plain layout because the caller reads them (`plan` gives tileable outputs a copy kernel).
+ */
+function assignTiles(plans: readonly UntiledPlan[], outputs: ReadonlySet<number>): KernelPlan[] {
+  const tiles = new Map<number, number>();
+  for (const { root } of plans) {
+    const axis = outputs.has(root.id) ? null : tileAxisOf(root);
+    if (axis !== null) tiles.set(root.id, axis);
+  }
+  return plans.map((p) => ({ ...p, tile: tiles.get(p.root.id) ?? null, argTiles: p.args.map((a) => tiles.get(a.id) ?? null) }));
 }
 
 /**
@@ -104,8 +135,8 @@ function buffersRead(root: Node, mat: ReadonlySet<number>): Set<number> {
   return out;
 }
 
-function buildPlans(graph: Graph, mat: ReadonlySet<number>): KernelPlan[] {
-  const plans: KernelPlan[] = [];
+function buildPlans(graph: Graph, mat: ReadonlySet<number>): UntiledPlan[] {
+  const plans: UntiledPlan[] = [];
   for (const root of graph.nodes) {
     if (!mat.has(root.id) || root.op === 'param' || root.op === 'input') continue;
     const args: Node[] = [];

@@ -8,7 +8,8 @@ import { describe, test } from 'node:test';
 import * as E from 'fp-ts/lib/Either.js';
 import fc from 'fast-check';
 import { vjp } from '../compiler/autodiff.ts';
-import { dispatchOf } from '../compiler/codegen.ts';
+import { dispatchOf } from '../compiler/dispatch.ts';
+import { tileAxisOf } from '../compiler/schedule.ts';
 import * as b from '../compiler/build.ts';
 import { makeGraph, type Node } from '../compiler/ir.ts';
 import { interpret } from '../compiler/interp/interpret.ts';
@@ -59,17 +60,18 @@ for (const backend of wanted) {
         );
       });
     }
-    test('kernels dispatched in 2-D (a batched dot, a padded strided conv, row sums, a transpose) and their gradients', async () => {
+    test('kernels dispatched in 2-D and register-tiled (a batched dot, a padded strided conv, row sums, a transpose of a tiled buffer) and their gradients', async () => {
       const rand = prng(7);
       const x = b.input('x', [2, 8, 8, 8]);
       const w = b.input('w', [16, 8, 3, 3]);
-      const a = b.input('a', [2, 8, 24]);
+      const a = b.input('a', [2, 32, 24]);
       const c = b.input('c', [2, 24, 16]);
       const conv = b.conv2d(x, w, { padding: [1, 1], stride: [2, 2] });
       const prod = b.dot(a, c);
       const rows = b.sum(b.mul(x, x), [3]);
       const turned = b.permute(prod, [0, 2, 1]);
       for (const n of [conv, prod, rows, turned]) assert.notEqual(dispatchOf(n.shape).split, 0, `[${n.shape.join(',')}] should be dispatched in 2-D`);
+      for (const n of [conv, prod]) assert.notEqual(tileAxisOf(n), null, `${n.op} [${n.shape.join(',')}] should be register-tiled`);
       const loss = b.add(b.add(b.sum(b.tanh(conv), [0, 1, 2, 3]), b.sum(b.mul(turned, turned), [0, 1, 2])), b.sum(rows, [0, 1, 2]));
       const outputs: Record<string, Node> = { conv, prod, rows, turned };
       vjp(loss, [x, w, a, c]).forEach((g, i) => (outputs[`g${i}`] = g));

@@ -7,7 +7,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import fc from 'fast-check';
 import { vjp } from '../compiler/autodiff.ts';
 import * as b from '../compiler/build.ts';
-import { dispatchOf } from '../compiler/codegen.ts';
+import { dispatchOf } from '../compiler/dispatch.ts';
 import { compile, plan, type ProgramPlan } from '../compiler/compile.ts';
 import { makeGraph, type Node } from '../compiler/ir.ts';
 import { interpret } from '../compiler/interp/interpret.ts';

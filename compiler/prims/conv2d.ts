@@ -1,5 +1,7 @@
 import * as b from '../build.ts';
 import { fail, numel, ok, showShape, type Node } from '../ir.ts';
+import { TILE } from '../dispatch.ts';
+import type { LowerCtx } from '../lowering.ts';
 import type { Prim } from '../prim.ts';
 
 /** Output length of a convolution/pooling window along one axis. */
@@ -66,34 +68,12 @@ export const conv2d: Prim<'conv2d'> = {
       }
     return r;
   },
-  lower: (node, idx, ctx) => {
-    const [x, w] = node.inputs;
-    const [, C, H, W] = x.shape;
-    const [O, Cg, kh, kw] = w.shape;
-    const { stride, padding, dilation, groups } = node.params;
-    const [n, o, i, j] = ctx.coords(node.shape, idx);
-    const grp = groups === 1 ? '0.0' : ctx.bind(`Math.floor(${o} / ${O / groups}.0)`);
-    const acc = ctx.variable('0.0');
-    ctx.loop(Cg, (c) => {
-      const xc = ctx.bind(`(${n} * ${C}.0 + ${grp} * ${Cg}.0 + ${c}) * ${H * W}.0`);
-      const wc = ctx.bind(`(${o} * ${Cg}.0 + ${c}) * ${kh * kw}.0`);
-      ctx.loop(kh, (a) => {
-        const y = ctx.bind(`${i} * ${stride[0]}.0 + ${a} * ${dilation[0]}.0 - ${padding[0]}.0`);
-        ctx.loop(kw, (e) => {
-          const xx = ctx.bind(`${j} * ${stride[1]}.0 + ${e} * ${dilation[1]}.0 - ${padding[1]}.0`);
-          const wv = ctx.input(1, `${wc} + ${a} * ${kw}.0 + ${e}`);
-          if (padding[0] === 0 && padding[1] === 0) {
-            ctx.emit(`${acc} += ${ctx.input(0, `${xc} + ${y} * ${W}.0 + ${xx}`)} * ${wv};`);
-          } else {
-            const inside = `${y} >= 0.0 && ${y} < ${H}.0 && ${xx} >= 0.0 && ${xx} < ${W}.0`;
-            const cy = `Math.min(Math.max(${y}, 0.0), ${H - 1}.0)`;
-            const cx = `Math.min(Math.max(${xx}, 0.0), ${W - 1}.0)`;
-            ctx.emit(`${acc} += (${inside} ? ${ctx.input(0, `${xc} + ${cy} * ${W}.0 + ${cx}`)} : 0.0) * ${wv};`);
-          }
-        });
-      });
-    });
-    return acc;
+  lower: (node, idx, ctx) => lowerConv(node, [idx], ctx)[0],
+  // A thread computes TILE output channels of one pixel: each input element it reads serves all of them
+  // (so the channels must lie in one group).
+  tile: {
+    axis: (node) => ((node.inputs[1].shape[0] / node.params.groups) % TILE === 0 ? 1 : null),
+    lower: (node, idxs, ctx) => lowerConv(node, idxs, ctx),
   },
   linearIn: [0, 1],
 };
@@ -144,4 +124,43 @@ export const WEIGHT_GRAD_MAX_LOOP = 4096;
 export function batchSplit(N: number, length: number): number {
   for (let P = 1; P <= N; P++) if (N % P === 0 && length / P <= WEIGHT_GRAD_MAX_LOOP) return P;
   return N;
+}
+
+/** One pass over the window accumulating the outputs at flat indices `idxs` (channels of one pixel when several). */
+function lowerConv(node: Node<'conv2d'>, idxs: readonly string[], ctx: LowerCtx): string[] {
+  const [x, w] = node.inputs;
+  const [, C, H, W] = x.shape;
+  const [O, Cg, kh, kw] = w.shape;
+  const { stride, padding, dilation, groups } = node.params;
+  const outs = idxs.map((idx) => {
+    const [n, o, i, j] = ctx.coords(node.shape, idx);
+    return { n, o, i, j, grp: groups === 1 ? '0.0' : ctx.bind(`Math.floor(${o} / ${O / groups}.0)`), acc: ctx.variable('0.0') };
+  });
+  // Output coordinates other than the channel are shared by the tile, so the reads of x coincide.
+  const [{ n, i, j }] = outs;
+  ctx.loop(Cg, (c) => {
+    const bases = outs.map(({ o, grp }) => ({
+      xc: ctx.bind(`(${n} * ${C}.0 + ${grp} * ${Cg}.0 + ${c}) * ${H * W}.0`),
+      wc: ctx.bind(`(${o} * ${Cg}.0 + ${c}) * ${kh * kw}.0`),
+    }));
+    ctx.loop(kh, (a) => {
+      const y = ctx.bind(`${i} * ${stride[0]}.0 + ${a} * ${dilation[0]}.0 - ${padding[0]}.0`);
+      ctx.loop(kw, (e) => {
+        const xx = ctx.bind(`${j} * ${stride[1]}.0 + ${e} * ${dilation[1]}.0 - ${padding[1]}.0`);
+        outs.forEach(({ acc }, t) => {
+          const { xc, wc } = bases[t];
+          const wv = ctx.input(1, `${wc} + ${a} * ${kw}.0 + ${e}`);
+          if (padding[0] === 0 && padding[1] === 0) {
+            ctx.emit(`${acc} += ${ctx.input(0, `${xc} + ${y} * ${W}.0 + ${xx}`)} * ${wv};`);
+          } else {
+            const inside = `${y} >= 0.0 && ${y} < ${H}.0 && ${xx} >= 0.0 && ${xx} < ${W}.0`;
+            const cy = `Math.min(Math.max(${y}, 0.0), ${H - 1}.0)`;
+            const cx = `Math.min(Math.max(${xx}, 0.0), ${W - 1}.0)`;
+            ctx.emit(`${acc} += (${inside} ? ${ctx.input(0, `${xc} + ${cy} * ${W}.0 + ${cx}`)} : 0.0) * ${wv};`);
+          }
+        });
+      });
+    });
+  });
+  return outs.map((t) => t.acc);
 }

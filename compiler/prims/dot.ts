@@ -1,5 +1,6 @@
 import * as b from '../build.ts';
-import { fail, numel, ok, showShape } from '../ir.ts';
+import { fail, numel, ok, showShape, type Node } from '../ir.ts';
+import type { LowerCtx } from '../lowering.ts';
 import type { Prim } from '../prim.ts';
 
 const swapLast = (r: number): number[] => [...Array(r - 2).keys(), r - 1, r - 2];
@@ -39,17 +40,28 @@ export const dot: Prim<'dot'> = {
     }
     return o;
   },
-  lower: (node, idx, ctx) => {
-    const [a, c] = node.inputs;
-    const r = a.shape.length;
-    const [M, K, N] = [a.shape[r - 2], a.shape[r - 1], c.shape[r - 1]];
-    const o = ctx.coords(node.shape, idx);
-    const batch = ctx.flat(o.slice(0, r - 2), node.shape.slice(0, r - 2));
-    const aBase = ctx.bind(`${batch} * ${M * K}.0 + ${o[r - 2]} * ${K}.0`);
-    const cBase = ctx.bind(`${batch} * ${K * N}.0 + ${o[r - 1]}`);
-    const acc = ctx.variable('0.0');
-    ctx.loop(K, (k) => ctx.emit(`${acc} += ${ctx.input(0, `${aBase} + ${k}`)} * ${ctx.input(1, `${cBase} + ${k} * ${N}.0`)};`));
-    return acc;
-  },
+  lower: (node, idx, ctx) => lowerDot(node, [idx], ctx)[0],
+  // A thread computes TILE rows of one column: each column element of B it reads serves all of them.
+  tile: { axis: (node) => node.shape.length - 2, lower: (node, idxs, ctx) => lowerDot(node, idxs, ctx) },
   linearIn: [0, 1],
 };
+
+/** One K-loop accumulating the outputs at flat indices `idxs` (rows of one column when several). */
+function lowerDot(node: Node<'dot'>, idxs: readonly string[], ctx: LowerCtx): string[] {
+  const [a, c] = node.inputs;
+  const r = a.shape.length;
+  const [M, K, N] = [a.shape[r - 2], a.shape[r - 1], c.shape[r - 1]];
+  const outs = idxs.map((idx) => {
+    const o = ctx.coords(node.shape, idx);
+    const batch = ctx.flat(o.slice(0, r - 2), node.shape.slice(0, r - 2));
+    return {
+      aBase: ctx.bind(`${batch} * ${M * K}.0 + ${o[r - 2]} * ${K}.0`),
+      cBase: ctx.bind(`${batch} * ${K * N}.0 + ${o[r - 1]}`),
+      acc: ctx.variable('0.0'),
+    };
+  });
+  ctx.loop(K, (k) => {
+    for (const { aBase, cBase, acc } of outs) ctx.emit(`${acc} += ${ctx.input(0, `${aBase} + ${k}`)} * ${ctx.input(1, `${cBase} + ${k} * ${N}.0`)};`);
+  });
+  return outs.map((o) => o.acc);
+}
