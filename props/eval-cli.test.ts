@@ -159,22 +159,23 @@ test('cellColourFeatures reads the cell-centre pixel; meanPool averages the grid
 
 test('parseEvalArgs: both flag forms, defaults, and a clear message for every bad flag', () => {
   property(
-    fc.property(fc.constantFrom('ci', 'report'), fc.constantFrom('auto', 'cpu', 'webasm', 'webgpu'), fc.integer({ min: 1, max: 64 }), fc.boolean(), fc.boolean(), (tier, backend, batch, json, inline) => {
+    fc.property(fc.constantFrom('ci', 'report'), fc.constantFrom('auto', 'cpu', 'webasm', 'webgpu'), fc.integer({ min: 1, max: 64 }), fc.integer({ min: 0, max: 5 }), fc.boolean(), fc.boolean(), (tier, backend, batch, otherInits, json, inline) => {
       const flag = (k: string, v: string): string[] => (inline ? [`--${k}=${v}`] : [`--${k}`, v]);
-      const args = [...flag('checkpoint', 'runs/x'), ...flag('tier', tier), ...flag('backend', backend), ...flag('batch', String(batch)), ...(json ? ['--json'] : []), ...flag('out', 'r.txt')];
+      const args = [...flag('checkpoint', 'runs/x'), ...flag('tier', tier), ...flag('backend', backend), ...flag('batch', String(batch)), ...flag('init-seeds', String(otherInits)), ...(json ? ['--json'] : []), ...flag('out', 'r.txt')];
       const parsed = parseEvalArgs(args);
       assert.ok(E.isRight(parsed));
-      assert.deepEqual(parsed.right, { checkpoint: 'runs/x', tier, backend, batch, json, out: 'r.txt', fashionMnistDir: FASHION_MNIST_DIR });
+      assert.deepEqual(parsed.right, { checkpoint: 'runs/x', tier, backend, batch, otherInits, json, out: 'r.txt', fashionMnistDir: FASHION_MNIST_DIR });
     }),
     30,
   );
-  assert.deepEqual(parseEvalArgs(['--checkpoint', 'c']), E.right({ checkpoint: 'c', tier: 'ci', backend: 'auto', batch: 20, json: false, out: undefined, fashionMnistDir: FASHION_MNIST_DIR }));
+  assert.deepEqual(parseEvalArgs(['--checkpoint', 'c']), E.right({ checkpoint: 'c', tier: 'ci', backend: 'auto', batch: 20, otherInits: 2, json: false, out: undefined, fashionMnistDir: FASHION_MNIST_DIR }));
   const bad: [string[], RegExp][] = [
     [[], /--checkpoint is required/],
     [['--checkpoint'], /--checkpoint needs a value/],
     [['--checkpoint', 'c', '--tier', 'full'], /--tier: 'full' is not one of ci, report/],
     [['--checkpoint', 'c', '--backend', 'cuda'], /--backend: 'cuda'/],
     [['--checkpoint', 'c', '--batch', '0'], /--batch: '0' is not a positive integer/],
+    [['--checkpoint', 'c', '--init-seeds', '-1'], /--init-seeds: '-1' is not a non-negative integer/],
     [['--checkpoint', 'c', '--frobnicate'], /unknown argument '--frobnicate'/],
     [['--checkpoint', 'c', '--json=yes'], /--json takes no value/],
   ];
@@ -331,9 +332,9 @@ function assertMetricRanges(report: EvalReport): void {
   }
 }
 
-test('end to end on the initial weights: one table, metrics in range, Δ = 0 with CI [0, 0] everywhere', { skip: noFashionMnist }, async () => {
+test('end to end on the initial weights: one table, metrics in range, Δ = 0 with CI [0, 0] everywhere, another init seed scored', { skip: noFashionMnist }, async () => {
   const dir = writeRun('initial', tiny, initialState(tiny));
-  const report = await evaluate(load(dir), 'ci', BACKEND, { sizes: SMALL, batch: BATCH });
+  const report = await evaluate(load(dir), 'ci', BACKEND, { sizes: SMALL, batch: BATCH, otherInits: 1 });
   if (E.isLeft(report)) throw new Error(report.left);
   const r = report.right;
   assert.deepEqual(
@@ -348,7 +349,10 @@ test('end to end on the initial weights: one table, metrics in range, Δ = 0 wit
     assert.equal(row.randomInit, row.pretrained, `${row.protocol} ${row.metric}: same weights, same score`);
     assert.deepEqual([row.delta.delta, row.delta.lo, row.delta.hi], [0, 0, 0], `${row.protocol} ${row.metric}`);
     assert.equal(row.verdict, 'none');
+    assert.equal(row.otherInits.length, 1);
   }
+  assert.deepEqual(r.otherInitSeeds, [tiny.seed + 1]);
+  assert.ok(r.rows.some((row) => row.otherInits[0] !== row.randomInit), 'another init seed scores differently somewhere');
   // The printed table: a header, a rule, one line per row, every line with the 6 numeric columns' text.
   const text = formatReport(r);
   const lines = text.split('\n');
@@ -376,6 +380,7 @@ test('different weights give a non-zero Δ; without Fashion-MNIST P1–P3 are sk
   const report = await evaluate(load(dir), 'ci', BACKEND, {
     sizes: SMALL,
     batch: BATCH,
+    otherInits: 0,
     fashionMnistDir: path.join(root, 'no-fashion-mnist-here'),
     log: { info: (l) => lines.push(l), warn: (l) => lines.push(`warning: ${l}`) },
   });
@@ -397,7 +402,7 @@ test('main at the CI tier: JSON on the log, the same text in --out (a width-2 en
   const out = path.join(root, 'report.json');
   const printed: string[] = [];
   const r = await main(
-    ['--checkpoint', dir, '--backend', BACKEND, '--fashion-mnist', path.join(root, 'no-fashion-mnist-here'), '--json', '--out', out],
+    ['--checkpoint', dir, '--backend', BACKEND, '--init-seeds', '1', '--fashion-mnist', path.join(root, 'no-fashion-mnist-here'), '--json', '--out', out],
     { info: (l) => printed.push(l), warn: (l) => printed.push(`warning: ${l}`) },
   );
   if (E.isLeft(r)) throw new Error(r.left);
@@ -408,6 +413,7 @@ test('main at the CI tier: JSON on the log, the same text in --out (a width-2 en
   assert.equal(report.recalibration.images, TIER_SIZES.ci.recalibration);
   assert.deepEqual(report.rows.map((row) => `${row.protocol} ${row.metric}`), ['P5 AUC']);
   assert.deepEqual([report.rows[0].delta.delta, report.rows[0].delta.lo, report.rows[0].delta.hi], [0, 0, 0]);
+  assert.equal(report.rows[0].otherInits.length, 1);
   assert.equal(report.rows[0].delta.units, TIER_SIZES.ci.dlPair * 256, 'P5 bootstraps over pairs');
   assert.equal(fs.readFileSync(out, 'utf8'), `${printed[0]}\n`);
 });

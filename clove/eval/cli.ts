@@ -6,12 +6,13 @@ import { writeFileAtomic } from '../atomic.ts';
 import { loadCheckpoint } from '../checkpoint.ts';
 import { FASHION_MNIST_DIR } from '../data/fmnist.ts';
 import { backendNames, type BackendName } from '../config.ts';
-import { DEFAULT_BATCH, evaluate, tierNames, type EvalLog, type EvalReport, type ResultRow, type Tier } from './run.ts';
+import { DEFAULT_BATCH, DEFAULT_OTHER_INITS, evaluate, tierNames, type EvalLog, type EvalReport, type ResultRow, type Tier } from './run.ts';
 
-export const EVAL_USAGE = `usage: clove eval --checkpoint <run dir or checkpoint dir> [--tier ci|report] [--backend ${backendNames.join('|')}] [--batch N] [--fashion-mnist dir] [--json] [--out file]
+export const EVAL_USAGE = `usage: clove eval --checkpoint <run dir or checkpoint dir> [--tier ci|report] [--backend ${backendNames.join('|')}] [--batch N] [--init-seeds N] [--fashion-mnist dir] [--json] [--out file]
   --tier ci      P1/P2 400/100/200 canvases, P3 2000/1000/2000 images, P5 100 images, BN recalibration on 100 (default)
   --tier report  P1/P2 2000/500/1000, P3 10000/2000/10000, P5 500, BN recalibration on 500
   --batch N      images per extractor run at 64×64 (default ${DEFAULT_BATCH}); P3's 32×32 runs take 4N
+  --init-seeds N extra random inits (seeds seed+1 … seed+N) scored to show init variance (default ${DEFAULT_OTHER_INITS}, §3d.1)
   --fashion-mnist dir  where the Fashion-MNIST idx files are (default ${FASHION_MNIST_DIR}); without them P1–P3 are skipped
   --json         print machine-readable results (progress then goes to stderr)
   --out file     also write what is printed to this file`;
@@ -21,6 +22,7 @@ export interface EvalArgs {
   readonly tier: Tier;
   readonly backend: BackendName;
   readonly batch: number;
+  readonly otherInits: number;
   readonly json: boolean;
   readonly out: string | undefined;
   readonly fashionMnistDir: string;
@@ -35,6 +37,7 @@ export function parseEvalArgs(args: readonly string[]): E.Either<string, EvalArg
   let tier: Tier = 'ci';
   let backend: BackendName = 'auto';
   let batch = DEFAULT_BATCH;
+  let otherInits = DEFAULT_OTHER_INITS;
   let json = false;
   let out: string | undefined;
   let fashionMnistDir = FASHION_MNIST_DIR;
@@ -55,7 +58,7 @@ export function parseEvalArgs(args: readonly string[]): E.Either<string, EvalArg
       json = true;
       continue;
     }
-    if (!['--checkpoint', '--tier', '--backend', '--batch', '--out', '--fashion-mnist'].includes(flag)) return E.left(`unknown argument '${arg}'\n${EVAL_USAGE}`);
+    if (!['--checkpoint', '--tier', '--backend', '--batch', '--init-seeds', '--out', '--fashion-mnist'].includes(flag)) return E.left(`unknown argument '${arg}'\n${EVAL_USAGE}`);
     const v = value();
     if (E.isLeft(v)) return v;
     if (flag === '--checkpoint') checkpoint = v.right;
@@ -67,6 +70,10 @@ export function parseEvalArgs(args: readonly string[]): E.Either<string, EvalArg
     } else if (flag === '--backend') {
       if (!isBackend(v.right)) return E.left(`--backend: '${v.right}' is not one of ${backendNames.join(', ')}`);
       backend = v.right;
+    } else if (flag === '--init-seeds') {
+      const n = Number(v.right);
+      if (!(Number.isInteger(n) && n >= 0)) return E.left(`--init-seeds: '${v.right}' is not a non-negative integer`);
+      otherInits = n;
     } else {
       const n = Number(v.right);
       if (!(Number.isInteger(n) && n >= 1)) return E.left(`--batch: '${v.right}' is not a positive integer`);
@@ -74,7 +81,7 @@ export function parseEvalArgs(args: readonly string[]): E.Either<string, EvalArg
     }
   }
   if (checkpoint === undefined) return E.left(`--checkpoint is required\n${EVAL_USAGE}`);
-  return E.right({ checkpoint, tier, backend, batch, json, out, fashionMnistDir });
+  return E.right({ checkpoint, tier, backend, batch, otherInits, json, out, fashionMnistDir });
 }
 
 // ---------------------------------------------------------------------------------------------- output
@@ -82,7 +89,7 @@ export function parseEvalArgs(args: readonly string[]): E.Either<string, EvalArg
 const fixed = (v: number): string => (Number.isNaN(v) ? 'n/a' : v.toFixed(3));
 const signed = (v: number): string => (Number.isNaN(v) ? 'n/a' : `${v >= 0 ? '+' : ''}${v.toFixed(3)}`);
 
-export const TABLE_HEADER = ['protocol', 'metric', 'raw-pixel floor', 'random init', 'pretrained', 'Δ [95% CI]', 'gain'] as const;
+export const TABLE_HEADER = ['protocol', 'metric', 'raw-pixel floor', 'random init', 'other inits', 'pretrained', 'Δ [95% CI]', 'gain'] as const;
 
 /** The table's cells: one row per (protocol, metric). */
 export function tableCells(rows: readonly ResultRow[]): string[][] {
@@ -91,6 +98,7 @@ export function tableCells(rows: readonly ResultRow[]): string[][] {
     r.metric,
     fixed(r.floor),
     fixed(r.randomInit),
+    r.otherInits.length === 0 ? '–' : r.otherInits.map(fixed).join(' '),
     fixed(r.pretrained),
     `${signed(r.delta.delta)} [${signed(r.delta.lo)}, ${signed(r.delta.hi)}]`,
     r.verdict === 'none' ? '' : r.verdict,
@@ -105,10 +113,11 @@ export function formatReport(report: EvalReport): string {
   const s = report.seconds;
   const secs = (keys: readonly string[]): string => `${keys.reduce((a, k) => a + (s[k] ?? 0), 0).toFixed(1)} s`;
   const has = (p: string): boolean => report.rows.some((r) => r.protocol === p);
-  const probes = (p: string): string => secs(Object.keys(s).filter((k) => k.startsWith(`probe.${p}.`)));
-  const features = (p: string): string => secs([`features.${p}.random`, `features.${p}.pretrained`]);
+  const prefixed = (prefix: string): string[] => Object.keys(s).filter((k) => k.startsWith(prefix));
+  const probes = (p: string): string => secs(prefixed(`probe.${p}.`));
+  const features = (p: string): string => secs(prefixed(`features.${p}.`));
   const perProtocol = [
-    ...(has('P1') ? [`P1+P2 features ${features('P1P2')} (both models), probes P1 ${probes('P1')}, P2 ${probes('P2')} (floor and both models)`] : []),
+    ...(has('P1') ? [`P1+P2 features ${features('P1P2')} (all models), probes P1 ${probes('P1')}, P2 ${probes('P2')} (floor and all models)`] : []),
     ...(has('P3') ? [`P3 features ${features('P3')}, probes ${probes('P3')}`] : []),
     ...(has('P5') ? [`P5 features ${features('P5')}, probes ${probes('P5')}`] : []),
   ];
@@ -122,8 +131,9 @@ export function formatReport(report: EvalReport): string {
     '',
     `floors: ${[...new Set(report.rows.map((r) => r.protocol))].map((p) => `${p} ${report.floors[p]}`).join('; ')}`,
     'Δ = pretrained − random init (the run\'s exact initial weights), 95% paired bootstrap; "gain"/"loss" only when the CI excludes 0',
+    ...(report.otherInitSeeds.length === 0 ? [] : [`other inits: the same architecture from init seeds ${report.otherInitSeeds.join(', ')}, BN recalibrated alike (init variance, §3d.1)`]),
     ...report.skipped.map((k) => `skipped ${k.protocol}: ${k.reason}`),
-    `time: total ${secs(['total'])}; data ${secs(['data'])}, compile ${secs(['compile'])}, BN recalibration ${secs(['recalibration.random', 'recalibration.pretrained'])}, floor features ${secs(['features.floor'])}, bootstrap ${secs(['bootstrap'])}`,
+    `time: total ${secs(['total'])}; data ${secs(['data'])}, compile ${secs(['compile'])}, BN recalibration ${secs(prefixed('recalibration.'))}, floor features ${secs(['features.floor'])}, bootstrap ${secs(['bootstrap'])}`,
     ...perProtocol.map((p) => `  ${p}`),
   ];
   return out.join('\n');
@@ -143,7 +153,7 @@ export async function main(args: readonly string[], log: EvalLog): Promise<E.Eit
   // With --json, stdout carries only the JSON document, so progress goes to stderr.
   const progress: EvalLog = a.json ? { info: (l) => process.stderr.write(`${l}\n`), warn: (l) => process.stderr.write(`warning: ${l}\n`) } : log;
   progress.info(`evaluating ${checkpoint.right.path} (step ${checkpoint.right.step}), tier ${a.tier}`);
-  const report = await evaluate(checkpoint.right, a.tier, a.backend, { log: progress, batch: a.batch, fashionMnistDir: a.fashionMnistDir });
+  const report = await evaluate(checkpoint.right, a.tier, a.backend, { log: progress, batch: a.batch, otherInits: a.otherInits, fashionMnistDir: a.fashionMnistDir });
   if (E.isLeft(report)) return E.left(`evaluation of ${checkpoint.right.path} failed: ${report.left}`);
   const text = a.json ? formatJson(report.right) : formatReport(report.right);
   log.info(text);

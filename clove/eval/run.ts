@@ -99,6 +99,8 @@ export interface ResultRow {
   readonly metric: string;
   readonly floor: number;
   readonly randomInit: number;
+  /** The same metric for the extra init seeds config.seed + 1, + 2, … (§3d.1: the init variance). */
+  readonly otherInits: readonly number[];
   readonly pretrained: number;
   /** pretrained − random init, with its paired-bootstrap CI. */
   readonly delta: DeltaInterval;
@@ -123,6 +125,8 @@ export interface EvalReport {
   /** Images whose statistics recalibrated BN, and where they came from. */
   readonly recalibration: { readonly images: number; readonly source: string };
   readonly floors: Readonly<Record<ProtocolId, string>>;
+  /** The init seeds of each row's `otherInits`. */
+  readonly otherInitSeeds: readonly number[];
   readonly rows: readonly ResultRow[];
   readonly skipped: readonly SkippedProtocol[];
   /** Wall-clock seconds per stage (features.* per protocol and model, probes.* per protocol and source). */
@@ -141,7 +145,12 @@ export interface EvaluateOptions {
   readonly batch?: number;
   readonly fashionMnistDir?: string;
   readonly bootstrap?: BootstrapOptions;
+  /** How many extra init seeds to score besides the run's own (default DEFAULT_OTHER_INITS). */
+  readonly otherInits?: number;
 }
+
+/** §3d.1: "Also report 2 more init seeds, to show init variance." */
+export const DEFAULT_OTHER_INITS = 2;
 
 // ---------------------------------------------------------------------------------------------- weights
 
@@ -161,9 +170,9 @@ export function checkpointEncoderWeights(checkpoint: LoadedCheckpoint): E.Either
   return E.mapLeft((m: string) => `${checkpoint.path}: the student encoder does not match its config (${m})`)(checked);
 }
 
-/** The exact initial student encoder of the run (§3d.1): initTrainState(config, config.seed). */
-export function initialEncoderWeights(config: Config): E.Either<string, EncoderWeights> {
-  const state = initTrainState(config, config.seed);
+/** The exact initial student encoder of the run (§3d.1): initTrainState(config, config.seed); or of another seed. */
+export function initialEncoderWeights(config: Config, seed: number = config.seed): E.Either<string, EncoderWeights> {
+  const state = initTrainState(config, seed);
   if (E.isLeft(state)) return state;
   const params = state.right.student.encoder;
   const bn = state.right.bnStudent.encoder;
@@ -438,29 +447,33 @@ function pooledPixelWindows(set: ImageSet, side: number): Float32Array {
   return out;
 }
 
-function rowsOf(floor: ProtocolResults, random: ProtocolResults, pretrained: ProtocolResults, cmp: ModelComparison): ResultRow[] {
-  const rows: ResultRow[] = [];
+/** The rows of the report: each metric of each protocol that every model was scored on. */
+const METRICS: readonly {
+  readonly protocol: ProtocolId;
+  readonly task: ResultRow['task'];
+  readonly metric: string;
+  readonly value: (r: ProtocolResults) => number | undefined;
+  readonly delta: (c: ModelComparison) => DeltaInterval | undefined;
+}[] = [
+  { protocol: 'P1', task: 'fm_seg', metric: 'mIoU(11)', value: (r) => r.fmSeg?.miou, delta: (c) => c.fmSeg?.miou },
+  { protocol: 'P1', task: 'fm_seg', metric: 'fg-mIoU(10)', value: (r) => r.fmSeg?.fgMiou, delta: (c) => c.fmSeg?.fgMiou },
+  { protocol: 'P1', task: 'fm_seg', metric: 'bg IoU', value: (r) => r.fmSeg?.bgIou, delta: (c) => c.fmSeg?.bgIou },
+  { protocol: 'P2', task: 'fm_det', metric: 'mAP50', value: (r) => r.fmDet?.mAP50, delta: (c) => c.fmDet?.mAP50 },
+  { protocol: 'P2', task: 'fm_det', metric: 'agnostic AP50', value: (r) => r.fmDet?.agnosticAP50, delta: (c) => c.fmDet?.agnosticAP50 },
+  { protocol: 'P2', task: 'fm_det', metric: 'centre-AP@4px', value: (r) => r.fmDet?.centreAP4, delta: (c) => c.fmDet?.centreAP4 },
+  { protocol: 'P3', task: 'fm_cls', metric: 'top-1', value: (r) => r.fmCls?.top1, delta: (c) => c.fmCls?.top1 },
+  { protocol: 'P5', task: 'dl_pair', metric: 'AUC', value: (r) => r.dlPair?.auc, delta: (c) => c.dlPair?.auc },
+];
+
+function rowsOf(floor: ProtocolResults, random: ProtocolResults, others: readonly ProtocolResults[], pretrained: ProtocolResults, cmp: ModelComparison): ResultRow[] {
   const verdict = (d: DeltaInterval): ResultRow['verdict'] => (d.lo > 0 ? 'gain' : d.hi < 0 ? 'loss' : 'none');
-  const row = (protocol: ProtocolId, task: ResultRow['task'], metric: string, values: [number, number, number], delta: DeltaInterval): void => {
-    rows.push({ protocol, task, metric, floor: values[0], randomInit: values[1], pretrained: values[2], delta, verdict: verdict(delta) });
-  };
-  if (floor.fmSeg && random.fmSeg && pretrained.fmSeg && cmp.fmSeg) {
-    row('P1', 'fm_seg', 'mIoU(11)', [floor.fmSeg.miou, random.fmSeg.miou, pretrained.fmSeg.miou], cmp.fmSeg.miou);
-    row('P1', 'fm_seg', 'fg-mIoU(10)', [floor.fmSeg.fgMiou, random.fmSeg.fgMiou, pretrained.fmSeg.fgMiou], cmp.fmSeg.fgMiou);
-    row('P1', 'fm_seg', 'bg IoU', [floor.fmSeg.bgIou, random.fmSeg.bgIou, pretrained.fmSeg.bgIou], cmp.fmSeg.bgIou);
-  }
-  if (floor.fmDet && random.fmDet && pretrained.fmDet && cmp.fmDet) {
-    row('P2', 'fm_det', 'mAP50', [floor.fmDet.mAP50, random.fmDet.mAP50, pretrained.fmDet.mAP50], cmp.fmDet.mAP50);
-    row('P2', 'fm_det', 'agnostic AP50', [floor.fmDet.agnosticAP50, random.fmDet.agnosticAP50, pretrained.fmDet.agnosticAP50], cmp.fmDet.agnosticAP50);
-    row('P2', 'fm_det', 'centre-AP@4px', [floor.fmDet.centreAP4, random.fmDet.centreAP4, pretrained.fmDet.centreAP4], cmp.fmDet.centreAP4);
-  }
-  if (floor.fmCls && random.fmCls && pretrained.fmCls && cmp.fmCls) {
-    row('P3', 'fm_cls', 'top-1', [floor.fmCls.top1, random.fmCls.top1, pretrained.fmCls.top1], cmp.fmCls.top1);
-  }
-  if (floor.dlPair && random.dlPair && pretrained.dlPair && cmp.dlPair) {
-    row('P5', 'dl_pair', 'AUC', [floor.dlPair.auc, random.dlPair.auc, pretrained.dlPair.auc], cmp.dlPair.auc);
-  }
-  return rows;
+  return METRICS.flatMap(({ protocol, task, metric, value, delta }) => {
+    const values = [floor, random, pretrained, ...others].map(value);
+    const d = delta(cmp);
+    if (d === undefined || values.some((v) => v === undefined)) return [];
+    const [f, r, p, ...o] = values as number[];
+    return [{ protocol, task, metric, floor: f, randomInit: r, otherInits: o, pretrained: p, delta: d, verdict: verdict(d) }];
+  });
 }
 
 /**
@@ -486,6 +499,9 @@ export async function evaluate(
   if (E.isLeft(pretrainedWeights)) return pretrainedWeights;
   const randomWeights = initialEncoderWeights(config);
   if (E.isLeft(randomWeights)) return E.left(`cannot rebuild the run's initial weights: ${randomWeights.left}`);
+  const otherInits = options.otherInits ?? DEFAULT_OTHER_INITS;
+  if (!(Number.isInteger(otherInits) && otherInits >= 0)) return E.left(`otherInits ${otherInits} must be a non-negative integer`);
+  const otherSeeds = Array.from({ length: otherInits }, (_v, k) => config.seed + 1 + k);
   const encoder = encoderOf(config);
   if (E.isLeft(encoder)) return encoder;
 
@@ -536,6 +552,15 @@ export async function evaluate(
     log.info('random init (the run\'s initial weights)');
     const random = await evaluateModel('random', randomWeights.right, ex, recal.right.images, fmOk, dl, log, seconds);
     if (E.isLeft(random)) return random;
+    const others: ProtocolResults[] = [];
+    for (const seed of otherSeeds) {
+      log.info(`random init, seed ${seed} (init variance)`);
+      const weights = initialEncoderWeights(config, seed);
+      if (E.isLeft(weights)) return weights;
+      const other = await evaluateModel(`init-seed-${seed}`, weights.right, ex, recal.right.images, fmOk, dl, log, seconds);
+      if (E.isLeft(other)) return other;
+      others.push(other.right);
+    }
     log.info(`pretrained (step ${checkpoint.step})`);
     const pretrained = await evaluateModel('pretrained', pretrainedWeights.right, ex, recal.right.images, fmOk, dl, log, seconds);
     if (E.isLeft(pretrained)) return pretrained;
@@ -557,7 +582,8 @@ export async function evaluate(
       batch,
       recalibration: { images: Math.floor(sizes.recalibration / batch) * batch, source: recal.right.source },
       floors: FLOOR_NAMES,
-      rows: rowsOf(floor.right, random.right, pretrained.right, cmp.right),
+      otherInitSeeds: otherSeeds,
+      rows: rowsOf(floor.right, random.right, others, pretrained.right, cmp.right),
       skipped,
       seconds,
     });
