@@ -14,6 +14,12 @@ export interface LowerCtx {
   emit(stmt: string): void;
   /** `for (let v = 0; v < count; v++) { body }` with a literal bound; `body` emits into the loop scope. */
   loop(count: number, body: (v: string) => void): void;
+  /**
+   * A reduction loop: `accs[j] = combine(accs[j], term_j(v))` for v < count, where `body(v)` returns the terms.
+   * The writer may fold several iterations' terms before they meet the accumulator (`combine` must be
+   * associative), which shortens the dependency chain through it.
+   */
+  accumulate(count: number, accs: readonly string[], body: (v: string) => readonly string[], combine: (a: string, b: string) => string): void;
   /** Row-major coordinates of flat index `idx` in `shape` (one bound name per axis). */
   coords(shape: Shape, idx: string): string[];
   /** Row-major flat index of `coords` in `shape`. */

@@ -60,8 +60,11 @@ function lowerDot(node: Node<'dot'>, idxs: readonly string[], ctx: LowerCtx): st
       acc: ctx.variable('0.0'),
     };
   });
-  ctx.loop(K, (k) => {
-    for (const { aBase, cBase, acc } of outs) ctx.emit(`${acc} += ${ctx.input(0, `${aBase} + ${k}`)} * ${ctx.input(1, `${cBase} + ${k} * ${N}.0`)};`);
-  });
+  ctx.accumulate(
+    K,
+    outs.map((o) => o.acc),
+    (k) => outs.map(({ aBase, cBase }) => ctx.bind(`${ctx.input(0, `${aBase} + ${k}`)} * ${ctx.input(1, `${cBase} + ${k} * ${N}.0`)}`)),
+    (x, y) => `${x} + ${y}`,
+  );
   return outs.map((o) => o.acc);
 }

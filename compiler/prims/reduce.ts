@@ -26,8 +26,8 @@ export function reduceInterp(x: Value, axes: readonly number[], out: Buf, init: 
   return out;
 }
 
-/** One loop over the reduced elements of output slot `idx`, folding them with `update(acc, value)`. */
-export function lowerReduce(node: { readonly shape: Shape; readonly inputs: readonly { readonly shape: Shape }[]; readonly params: { readonly axes: readonly number[] } }, idx: string, ctx: LowerCtx, init: string, update: (acc: string, v: string) => string): string {
+/** One loop over the reduced elements of output slot `idx`, folding them with the associative `combine`. */
+export function lowerReduce(node: { readonly shape: Shape; readonly inputs: readonly { readonly shape: Shape }[]; readonly params: { readonly axes: readonly number[] } }, idx: string, ctx: LowerCtx, init: string, combine: (a: string, b: string) => string): string {
   const x = node.inputs[0].shape;
   const axes = node.params.axes;
   const kept = x.map((_d, i) => i).filter((i) => !axes.includes(i));
@@ -37,10 +37,10 @@ export function lowerReduce(node: { readonly shape: Shape; readonly inputs: read
   const rshape = axes.map((a) => x[a]);
   const count = rshape.reduce((a, c) => a * c, 1);
   const acc = ctx.variable(init);
-  ctx.loop(count, (r) => {
+  ctx.accumulate(count, [acc], (r) => {
     const rc = ctx.coords(rshape, r);
     const off = axes.length === 0 ? '0.0' : axes.map((ax, k) => `${rc[k]} * ${xs[ax]}.0`).join(' + ');
-    ctx.emit(update(acc, ctx.input(0, `${base} + ${off}`)));
-  });
+    return [ctx.input(0, `${base} + ${off}`)];
+  }, combine);
   return acc;
 }

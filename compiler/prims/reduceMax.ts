@@ -18,6 +18,6 @@ export const reduceMax: Prim<'reduceMax'> = {
     return [b.div(b.mul(b.unreduce(g, axes, x.shape), isMax), count)];
   },
   interp: (p, [x], out, ctx) => reduceInterp(x, p.axes, ctx.alloc(numel(out.shape)), -Infinity, (a, v) => (v > a ? v : a)),
-  lower: (node, idx, ctx) => lowerReduce(node, idx, ctx, lit(NEG_SENTINEL), (acc, v) => `${acc} = Math.max(${acc}, ${v});`),
+  lower: (node, idx, ctx) => lowerReduce(node, idx, ctx, lit(NEG_SENTINEL), (a, b) => `Math.max(${a}, ${b})`),
   linearIn: [],
 };

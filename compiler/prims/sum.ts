@@ -10,6 +10,6 @@ export const sum: Prim<'sum'> = {
   shape: (p, inputs) => reduceShape(p.axes, inputs),
   vjp: (node, g) => [b.unreduce(g, node.params.axes, node.inputs[0].shape)],
   interp: (p, [x], out, ctx) => reduceInterp(x, p.axes, ctx.alloc(numel(out.shape)), 0, (a, v) => a + v),
-  lower: (node, idx, ctx) => lowerReduce(node, idx, ctx, '0.0', (acc, v) => `${acc} += ${v};`),
+  lower: (node, idx, ctx) => lowerReduce(node, idx, ctx, '0.0', (a, b) => `${a} + ${b}`),
   linearIn: [0],
 };
