@@ -69,7 +69,8 @@ async function main(argv: readonly string[]): Promise<void> {
     const r = result.right;
     if (planOnly) return;
     log.info(
-      `${r.interrupted ? 'stopped' : 'done'}: ${r.steps} steps on ${r.backend}; loss ${r.firstLoss.toFixed(4)} → ${r.lastLoss.toFixed(4)}; checkpoint ${r.checkpoint}`,
+      `${r.interrupted ? 'stopped' : 'done'}: ${r.steps} steps on ${r.backend}; loss ${r.firstLoss.toFixed(4)} → ${r.lastLoss.toFixed(4)}; ` +
+        `objective (mean of the first/last tenth of logged steps) ${r.objectiveStart.toFixed(3)} → ${r.objectiveEnd.toFixed(3)}; checkpoint ${r.checkpoint}`,
     );
     return;
   }

@@ -154,6 +154,17 @@ export function makeBatch(config: Config, step: TrainStep, data: PretrainData, s
 // ---- state --------------------------------------------------------------------------------------------------
 
 /** Checkpoint group of a state tensor: student → params, teacher → teacher, optimizer → opt, BN statistics → bn. */
+/**
+ * The hinge-free part of a scored image's loss, which is what the student minimises while the hinge is inactive
+ * (CLOVE_SPEC §e): official μ + 2·c̄_neg − 2λ·c̄_pos, per-pair μ + c_neg − λ·c_pos. The loss itself also
+ * averages in images that score exactly 0 (a row short of k negatives), whose share varies from step to step by
+ * more than the whole training signal, so progress is shown with this value.
+ */
+export function objectiveOf(loss: Config['loss'], posCos: number, negCos: number): number {
+  const scale = loss.variant === 'official' ? 2 : 1;
+  return scale * (negCos - loss.lambda * posCos);
+}
+
 export const groupOfState = (name: string): TensorGroup =>
   name.startsWith('student.') ? 'params' : name.startsWith('teacher.') ? 'teacher' : name.startsWith('optim.') ? 'opt' : 'bn';
 
@@ -161,6 +172,9 @@ export interface RunResult {
   readonly steps: number;
   readonly lastLoss: number;
   readonly firstLoss: number;
+  /** `objective` averaged over the first and the last tenth of the logged steps (at least one each). */
+  readonly objectiveStart: number;
+  readonly objectiveEnd: number;
   readonly checkpoint: string;
   readonly backend: string;
   readonly interrupted: boolean;
@@ -255,7 +269,7 @@ function planStep(config: Config, log: Logger): E.Either<string, RunResult> {
   log.info(`plan: ${p.kernels.length} kernels (${new Set(p.sources).size} distinct sources)`);
   log.info(`memory plan: peak ${mib(p.memory.peakBytes)} (state and inputs ${mib(p.memory.inputBytes)}, no-reuse ${mib(p.memory.noReuseBytes)}); largest tensor ${describeTensor(largest.root)} = ${mib(bufferBytes(largest.root))}`);
   if (p.oversize.length > 0) log.info(`this step cannot run with these sizes: ${describeOversize(p.oversize, limits)}`);
-  return E.right({ steps: 0, firstLoss: NaN, lastLoss: NaN, checkpoint: '', backend: 'none (plan only)', interrupted: false });
+  return E.right({ steps: 0, firstLoss: NaN, lastLoss: NaN, objectiveStart: NaN, objectiveEnd: NaN, checkpoint: '', backend: 'none (plan only)', interrupted: false });
 }
 
 async function runLoop(o: PretrainOptions, exe: Executable, step: TrainStep, data: PretrainData, init: Record<string, Float32Array>, startStep: number): Promise<E.Either<string, RunResult>> {
@@ -322,6 +336,7 @@ async function runLoop(o: PretrainOptions, exe: Executable, step: TrainStep, dat
 
   let firstLoss = NaN;
   let lastLoss = NaN;
+  const objectives: number[] = [];
   let interrupted = false;
   let epoch = 0;
   const started = performance.now();
@@ -364,14 +379,16 @@ async function runLoop(o: PretrainOptions, exe: Executable, step: TrainStep, dat
       }
       if (Number.isNaN(firstLoss)) firstLoss = metrics.loss;
       lastLoss = metrics.loss;
+      const objective = objectiveOf(config.loss, metrics.posCos, metrics.negCos);
+      objectives.push(objective);
       const elapsed = (performance.now() - started) / 1000;
       const perStep = timedSteps > 0 ? elapsed / (stepDone - startStep) : stepMs / 1000;
       const ips = config.optim.batchSize / perStep;
-      const record = { step: stepDone, ...metrics, lr, emaMomentum: m, stepMs: Math.round(stepMs), imagesPerSec: Number(ips.toFixed(2)), backend: exe.backend, epoch };
+      const record = { step: stepDone, ...metrics, objective, lr, emaMomentum: m, stepMs: Math.round(stepMs), imagesPerSec: Number(ips.toFixed(2)), backend: exe.backend, epoch };
       fs.appendFileSync(metricsFile, `${JSON.stringify(record)}\n`);
       if (stepDone % config.run.logEvery === 0 || isLast || t === startStep) {
         log.info(
-          `step ${stepDone}/${total}  loss ${metrics.loss.toFixed(4)}  pos ${metrics.posCos.toFixed(3)}  neg ${metrics.negCos.toFixed(3)}  ` +
+          `step ${stepDone}/${total}  loss ${metrics.loss.toFixed(4)}  objective ${objective.toFixed(3)}  pos ${metrics.posCos.toFixed(3)}  neg ${metrics.negCos.toFixed(3)}  ` +
             `matched ${(100 * metrics.matchedFraction).toFixed(1)}%  lr ${lr.toExponential(2)}  ${ips.toFixed(1)} img/s  ETA ${fmtDuration(perStep * (until - stepDone))}`,
         );
       }
@@ -389,6 +406,17 @@ async function runLoop(o: PretrainOptions, exe: Executable, step: TrainStep, dat
   }
   for (const h of Object.values(handles)) dev.free(h);
   if (lastCheckpoint === '' && startStep >= until) return E.left(`nothing to do: the checkpoint is at step ${startStep} and the run has ${until} steps`);
-  return E.right({ steps: until - startStep, firstLoss, lastLoss, checkpoint: lastCheckpoint, backend: exe.backend, interrupted });
+  const tenth = Math.max(1, Math.floor(objectives.length / 10));
+  const mean = (xs: readonly number[]): number => (xs.length === 0 ? NaN : xs.reduce((a, c) => a + c, 0) / xs.length);
+  return E.right({
+    steps: until - startStep,
+    firstLoss,
+    lastLoss,
+    objectiveStart: mean(objectives.slice(0, tenth)),
+    objectiveEnd: mean(objectives.slice(-tenth)),
+    checkpoint: lastCheckpoint,
+    backend: exe.backend,
+    interrupted,
+  });
 }
 

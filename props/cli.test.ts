@@ -40,7 +40,13 @@ describe('clove pretrain (tiny preset, cpu backend)', () => {
     const r = clove('pretrain', '--preset', 'tiny', '--backend', 'cpu', '--out', full);
     assert.equal(r.code, 0, r.err + r.out);
     assert.match(r.out, /compiled \d+ kernels .* memory plan: peak/);
-    assert.match(r.out, /step 6\/6 {2}loss [\d.]+ .*img\/s {2}ETA/);
+    assert.match(r.out, /step 6\/6 {2}loss [\d.]+ {2}objective -?[\d.]+ .*img\/s {2}ETA/);
+    assert.match(r.out, /done: 6 steps on cpu; loss [\d.]+ → [\d.]+; objective \(mean of the first\/last tenth of logged steps\) -?[\d.]+ → -?[\d.]+/);
+    // The objective logged with each step is the hinge-free loss of a scored image: 2·(c̄_neg − λ·c̄_pos).
+    for (const line of fs.readFileSync(path.join(full, 'metrics.jsonl'), 'utf8').trim().split('\n')) {
+      const m = JSON.parse(line) as { posCos: number; negCos: number; objective: number };
+      assert.ok(Math.abs(m.objective - 2 * (m.negCos - 2 * m.posCos)) < 1e-9, line);
+    }
     assert.ok(fs.existsSync(path.join(full, 'ckpt-00000006', 'manifest.json')));
     assert.equal(fs.readFileSync(path.join(full, 'latest'), 'utf8').trim(), 'ckpt-00000006');
     assert.equal(losses(full).size, 6);
