@@ -2,6 +2,9 @@
 // shapes, shared by the scheduler (which decides tiling), the code generator and the runtime launch.
 import { numel, type Shape } from './ir.ts';
 
+/** Array inputs one kernel may read: WebGPU gives gpu.js 8 storage buffers per stage, one is the output (DESIGN: ≤ 6). */
+export const MAX_KERNEL_INPUTS = 6;
+
 /** Outputs per thread of a register-tiled kernel: gpu.js's widest return type, `Array(4)`. */
 export const TILE = 4;
 

@@ -1,7 +1,7 @@
 // Fusion and scheduling: decide which nodes become buffers ("materialized"); every other node is inlined
 // into the kernel of the buffer that consumes it, as index arithmetic (movement ops) or recomputed
 // arithmetic (elementwise ops). The result is a linear schedule of kernels, one per materialized node.
-import { tileable } from './dispatch.ts';
+import { MAX_KERNEL_INPUTS, tileable } from './dispatch.ts';
 import { numel, type Graph, type Node } from './ir.ts';
 import type { PrimName } from './params.ts';
 import type { TileRule } from './prim.ts';
@@ -14,7 +14,6 @@ const MOVEMENT = new Set(['reshape', 'permute', 'expand', 'pad', 'slice', 'flip'
 /** Heavy ops that read each input element many times: only index arithmetic may be inlined into them. */
 const REREADS = new Set(['dot', 'conv2d', 'pool2d', 'topk']);
 
-export const MAX_KERNEL_INPUTS = 6;
 
 export interface KernelPlan {
   /** The node this kernel computes (one value per thread, flat row-major index, unless tiled). */

@@ -9,8 +9,9 @@ import * as E from 'fp-ts/lib/Either.js';
 import fc from 'fast-check';
 import { vjp } from '../compiler/autodiff.ts';
 import { dispatchOf } from '../compiler/dispatch.ts';
-import { tileAxisOf } from '../compiler/schedule.ts';
 import * as b from '../compiler/build.ts';
+import { weightGradByConv, weightGradByTaps } from '../compiler/prims/conv2d.ts';
+import { tileAxisOf } from '../compiler/schedule.ts';
 import { makeGraph, type Node } from '../compiler/ir.ts';
 import { interpret } from '../compiler/interp/interpret.ts';
 import type { PrimName } from '../compiler/params.ts';
@@ -29,6 +30,25 @@ function close(got: Float32Array, want: ArrayLike<number>, what: string): void {
     assert.ok(Math.abs(got[i] - want[i]) <= tol, `${what}[${i}]: compiled ${got[i]} vs interpreter ${want[i]}`);
   }
 }
+
+// The two forms of a convolution's weight gradient (the per-tap products serve large convolutions only, so the
+// primitive tests above never reach them) agree in float64 on random strides, paddings, dilations and groups.
+test('conv weight gradient: the per-tap products equal the convolution form', async () => {
+  await property(
+    fc.asyncProperty(generators.conv2d as fc.Arbitrary<Case<'conv2d'>>, fc.integer({ min: 1, max: 2 ** 31 - 1 }), async (c, seed) => {
+      const { node } = buildCase(c);
+      const conv = node as Node<'conv2d'>;
+      const g = b.input('g', conv.shape);
+      const rand = prng(seed);
+      const bindings: Record<string, Float32Array> = { g: Float32Array.from(drawValues({ shape: conv.shape, dtype: 'f32', values: 'smooth' }, rand)) };
+      c.operands.forEach((o, i) => (bindings[`x${i}`] = Float32Array.from(drawValues(o, rand))));
+      const out = interpret(makeGraph({ taps: weightGradByTaps(conv, g), conv: weightGradByConv(conv, g) }), bindings, 'f64');
+      if (E.isLeft(out)) throw new Error(out.left);
+      out.right.taps.data.forEach((v, i) => assert.ok(Math.abs(v - out.right.conv.data[i]) <= 1e-9 * Math.max(1, Math.abs(v)), `${JSON.stringify(c)}[${i}]: ${v} vs ${out.right.conv.data[i]}`));
+    }),
+    60,
+  );
+});
 
 for (const backend of wanted) {
   const probe = probes.find((p) => p.backend === backend);
@@ -60,6 +80,24 @@ for (const backend of wanted) {
         );
       });
     }
+    test('the per-tap conv weight gradient (strided, padded, 2 groups, split batch) equals the interpreter', async () => {
+      const rand = prng(11);
+      const x = b.input('x', [8, 16, 64, 64]); // N·Ho·Wo = 8192: the batch is split in 2
+      const w = b.input('w', [32, 8, 3, 3]);
+      const conv = b.conv2d(x, w, { padding: [1, 1], stride: [2, 2], groups: 2 }) as Node<'conv2d'>;
+      const g = b.input('g', conv.shape);
+      const outputs = { dw: weightGradByTaps(conv, g) };
+      const bindings = Object.fromEntries(
+        [x, w, g].map((leaf) => [(leaf.params as { name: string }).name, Float32Array.from(drawValues({ shape: leaf.shape, dtype: 'f32', values: 'smooth' }, rand))]),
+      );
+      // Each value sums 8192·9/2 products in float32 in another order: the tolerance is 1e-5 of Σ|products|,
+      // which is dW evaluated on |g| and |x|.
+      const ref = interpret(makeGraph(outputs), bindings, 'f64');
+      const magnitude = interpret(makeGraph(outputs), Object.fromEntries(Object.entries(bindings).map(([k, v]) => [k, v.map(Math.abs)])), 'f64');
+      if (E.isLeft(ref) || E.isLeft(magnitude)) throw new Error('the interpreter failed');
+      const got = (await runCompiled(makeGraph(outputs), bindings, backend)).dw;
+      ref.right.dw.data.forEach((want, i) => assert.ok(Math.abs(got[i] - want) <= 1e-5 * magnitude.right.dw.data[i], `per-tap dW[${i}]: compiled ${got[i]} vs ${want}`));
+    });
     test('kernels dispatched in 2-D and register-tiled (a batched dot, a padded strided conv, row sums, a transpose of a tiled buffer) and their gradients', async () => {
       const rand = prng(7);
       const x = b.input('x', [2, 8, 8, 8]);

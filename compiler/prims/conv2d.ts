@@ -1,6 +1,6 @@
 import * as b from '../build.ts';
 import { fail, numel, ok, showShape, type Node } from '../ir.ts';
-import { TILE } from '../dispatch.ts';
+import { MAX_KERNEL_INPUTS, TILE } from '../dispatch.ts';
 import type { LowerCtx } from '../lowering.ts';
 import type { Prim } from '../prim.ts';
 
@@ -92,7 +92,64 @@ function inputGrad(node: Node<'conv2d'>, g: Node): Node {
   return b.conv2d(gp, wt, { dilation, groups });
 }
 
+/** Windows of at most this many taps may get their weight gradient as one matrix product per tap... */
+export const TAP_GRAD_MAX_TAPS = 9;
+/**
+ * ...when each tap's product has at least this many multiply-adds. Measured on webasm (2 cores, 2026-11-28): for
+ * a 3×3 64→64 conv on 16×32×32 (67 M per tap) the taps took 0.77 s against 1.28 s for the convolution form; for
+ * cpu-small's convs (≤ 1 M per tap) the extra ~20 launches per layer made the step ~15% slower.
+ */
+export const TAP_GRAD_MIN_PRODUCTS = 2 ** 22;
+
 function weightGrad(node: Node<'conv2d'>, g: Node): Node {
+  const [O, Ci, kh, kw] = node.inputs[1].shape;
+  const [N, , Ho, Wo] = g.shape;
+  const perTap = (O / node.params.groups) * Ci * N * Ho * Wo;
+  return kh * kw <= TAP_GRAD_MAX_TAPS && perTap >= TAP_GRAD_MIN_PRODUCTS ? weightGradByTaps(node, g) : weightGradByConv(node, g);
+}
+
+/**
+ * dW[:, :, a, e] = Σ_{n,i,j} g[n, :, i, j] ⊗ x[n, :, i·s + a·d − p, j·s + e·d − p]: one batched product per tap
+ * (a, e) of the cotangent, laid out [groups, Co, N·Ho·Wo], with a strided window of x stored channels-last, so
+ * the output channels of g are a dot's rows (register-tiled) and x's channels its contiguous columns. Both
+ * operands are materialized once for all taps; each tap reads x through a slice. The contraction over the batch
+ * is split in P chunks (summed once at the end) like `weightGradByConv`.
+ */
+export function weightGradByTaps(node: Node<'conv2d'>, g: Node): Node {
+  const [x, w] = node.inputs;
+  const { stride, padding, dilation, groups: G } = node.params;
+  const [N, , H, W] = x.shape;
+  const [O, Ci, kh, kw] = w.shape;
+  const Co = O / G;
+  const [, , Ho, Wo] = g.shape;
+  const P = batchSplit(N, N * Ho * Wo);
+  const n = N / P;
+  const xp = padding[0] + padding[1] > 0 ? b.pad(x, [0, 0, padding[0], padding[1]], [0, 0, padding[0], padding[1]]) : x;
+  const [Hp, Wp] = [H + 2 * padding[0], W + 2 * padding[1]];
+  const xLast = b.permute(b.reshape(xp, [N, G, Ci, Hp, Wp]), [1, 0, 3, 4, 2]); // [G, N, Hp, Wp, Ci]
+  const gRows = b.reshape(b.permute(b.reshape(g, [P, n, G, Co, Ho, Wo]), [2, 0, 3, 1, 4, 5]), [G * P, Co, n * Ho * Wo]);
+  const taps: Node[] = [];
+  for (let a = 0; a < kh; a++) {
+    for (let e = 0; e < kw; e++) {
+      const [y0, x0] = [a * dilation[0], e * dilation[1]];
+      const window = b.slice(xLast, [0, 0, y0, x0, 0], [G, N, y0 + (Ho - 1) * stride[0] + 1, x0 + (Wo - 1) * stride[1] + 1, Ci], [1, 1, stride[0], stride[1], 1]);
+      taps.push(b.reshape(b.dot(gRows, b.reshape(window, [G * P, n * Ho * Wo, Ci])), [1, G, P, Co, Ci]));
+    }
+  }
+  const partials = concatInChunks(taps, 0); // [kh·kw, G, P, Co, Ci]
+  const summed = P === 1 ? b.reshape(partials, [kh * kw, O, Ci]) : b.reshape(b.sum(partials, [2]), [kh * kw, O, Ci]);
+  return b.reshape(b.permute(summed, [1, 2, 0]), [O, Ci, kh, kw]);
+}
+
+/** Concatenation along `axis` as a tree of concats of at most MAX_KERNEL_INPUTS operands each. */
+function concatInChunks(xs: readonly Node[], axis: number): Node {
+  if (xs.length <= MAX_KERNEL_INPUTS) return xs.length === 1 ? xs[0] : b.concat(xs, axis);
+  const chunks: Node[] = [];
+  for (let k = 0; k < xs.length; k += MAX_KERNEL_INPUTS) chunks.push(concatInChunks(xs.slice(k, k + MAX_KERNEL_INPUTS), axis));
+  return concatInChunks(chunks, axis);
+}
+
+export function weightGradByConv(node: Node<'conv2d'>, g: Node): Node {
   const [x, w] = node.inputs;
   const { stride, padding, dilation, groups } = node.params;
   const [N, C, H, W] = x.shape;
