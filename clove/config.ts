@@ -318,7 +318,7 @@ const nmhsa = (heads: number): Config['model']['predictor'] => ({ name: 'nmhsa',
 
 /**
  * Steps of the default CPU run, tuned so that `cpu-small` (ResNet-18 at width 8, batch 8, 2×32 px + 2×16 px views)
- * takes about 15 minutes on 2 cores: ~1.5 s per step on the cpu backend (quiet machine; webasm 3.4 s), 2026-11.
+ * takes about 12 minutes on 2 cores: ~1.4 s per step on the cpu backend (quiet machine; webasm 2.2 s), 2026-11-28.
  */
 export const CPU_SMALL_STEPS = 500;
 
