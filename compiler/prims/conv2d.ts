@@ -111,8 +111,9 @@ function weightGrad(node: Node<'conv2d'>, g: Node): Node {
 /**
  * dW[:, :, a, e] = Σ_{n,i,j} g[n, :, i, j] ⊗ x[n, :, i·s + a·d − p, j·s + e·d − p]: one batched product per tap
  * (a, e) of the cotangent, laid out [groups, Co, N·Ho·Wo], with a strided window of x stored channels-last, so
- * the output channels of g are a dot's rows (register-tiled) and x's channels its contiguous columns. Both
- * operands are materialized once for all taps; each tap reads x through a slice. The contraction over the batch
+ * the output channels of g are a dot's rows (register-tiled) and x's channels its contiguous columns. g's layout
+ * is materialized once for all taps; the scheduler copies each tap's strided window of x into a buffer of its own
+ * (reading it through index arithmetic made the products slower, FINDINGS.md (f)). The contraction over the batch
  * is split in P chunks (summed once at the end) like `weightGradByConv`.
  */
 export function weightGradByTaps(node: Node<'conv2d'>, g: Node): Node {
@@ -189,12 +190,10 @@ function lowerConv(node: Node<'conv2d'>, idxs: readonly string[], ctx: LowerCtx)
   const [, C, H, W] = x.shape;
   const [O, Cg, kh, kw] = w.shape;
   const { stride, padding, dilation, groups } = node.params;
-  const outs = idxs.map((idx) => {
-    const [n, o, i, j] = ctx.coords(node.shape, idx);
-    return { n, o, i, j, grp: groups === 1 ? '0.0' : ctx.bind(`Math.floor(${o} / ${O / groups}.0)`), acc: ctx.variable('0.0') };
-  });
-  // Output coordinates other than the channel are shared by the tile, so the reads of x coincide.
-  const [{ n, i, j }] = outs;
+  const coords = idxs.map((idx) => ctx.coords(node.shape, idx));
+  // A tile spans output channels only: its pixel (n, i, j) is shared, so the reads of x coincide.
+  const [[n, , i, j]] = coords;
+  const outs = coords.map(([, o]) => ({ o, grp: groups === 1 ? '0.0' : ctx.bind(`Math.floor(${o} / ${O / groups}.0)`), acc: ctx.variable('0.0') }));
   ctx.loop(Cg, (c) => {
     const bases = outs.map(({ o, grp }) => ({
       xc: ctx.bind(`(${n} * ${C}.0 + ${grp} * ${Cg}.0 + ${c}) * ${H * W}.0`),
