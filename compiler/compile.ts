@@ -124,6 +124,7 @@ export async function compile(graph: Graph, options: CompileOptions = {}): Promi
       output: kernelDispatch(kp.root.shape, kp.tile).output,
       resultShape: [numel(kp.root.shape)],
       argumentTypes: Object.fromEntries(kp.args.map((_a, j) => [`a${j}`, 'Array' as const])),
+      argumentSizes: Object.fromEntries(kp.args.map((a, j) => [`a${j}`, numel(a.shape)])),
       returnType: kp.tile === null ? 'Number' : 'Array(4)',
     });
     if (E.isLeft(built)) {

@@ -229,6 +229,25 @@ for (const backend of ['cpu', 'webasm', 'webgpu'] as const) {
       assert.notEqual(otherOutput.compiled, first.compiled);
     });
 
+    test('one source reading arrays of different sizes gets one build per size (gpu.js specializes to the first call)', async () => {
+      await open();
+      // Reads only a[0]: the source cannot tell a 1-element array from a 2-element one.
+      const spec = { source: 'function(a) { return a[0] + 1; }', output: [4], argumentTypes: { a: 'Array' }, returnType: 'Number' } as const;
+      const small = build({ ...spec, name: 'first-of-1', argumentSizes: { a: 1 } });
+      const large = build({ ...spec, name: 'first-of-2', argumentSizes: { a: 2 } });
+      assert.notEqual(small.compiled, large.compiled);
+      const h1 = await upload(Float32Array.of(5), [1, 1]);
+      const h2 = await upload(Float32Array.of(7, 9), [2, 1]);
+      for (const [kernel, handle, want] of [[small, h1, 6], [large, h2, 8]] as const) {
+        const out = await launch(kernel, [handle]);
+        assert.deepEqual([...(await read(out))], [want, want, want, want]);
+        device.free(out);
+      }
+      await assert.rejects(device.launch(small, [h2]), /was built for 1 elements, got \[2, 1\]/);
+      device.free(h1);
+      device.free(h2);
+    });
+
     test('errors are values naming the kernel', async () => {
       await open();
       const broken = build({ name: 'broken', source: 'function(a) { return a[this.thread.x] +* 2; }', output: [4], argumentTypes: { a: 'Array' }, returnType: 'Number' });

@@ -48,11 +48,16 @@ export interface KernelCacheKeyParts {
   readonly source: string;
   /** every gpu.js setting the kernel is created with, including output, argument/return types and constants */
   readonly settings: Readonly<Record<string, unknown>>;
+  /**
+   * Element count of each array argument, when known at build time. gpu.js specializes a kernel to the sizes
+   * of its first call, and two kernels can share a source while reading arrays of different sizes.
+   */
+  readonly argumentSizes?: Readonly<Record<string, number>>;
 }
 
-/** Hash of backend + canonical source + settings: the identity of a built kernel. */
+/** Hash of backend + canonical source + settings + argument sizes: the identity of a built kernel. */
 export const kernelCacheKey = (parts: KernelCacheKeyParts): string =>
-  sha256Hex(stableJson({ backend: parts.backend, source: parts.source, settings: parts.settings }));
+  sha256Hex(stableJson({ backend: parts.backend, source: parts.source, settings: parts.settings, argumentSizes: parts.argumentSizes }));
 
 export interface CacheStats {
   readonly hits: number;

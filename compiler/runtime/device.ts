@@ -38,6 +38,12 @@ export interface KernelSpec {
   /** scalar constants, read in the source as `this.constants.name` and baked in at build */
   readonly constants?: Readonly<Record<string, number>>;
   /**
+   * Element count of each 'Array' argument. gpu.js specializes a built kernel to the sizes of its first launch,
+   * so kernels that share a source but read arrays of other sizes must not share a build; with this set they
+   * do not, and a launch with other sizes is refused with a clear message. Without it, one build per source.
+   */
+  readonly argumentSizes?: Readonly<Record<string, number>>;
+  /**
    * The shape result handles carry, when it differs from `output` (x widened by the components): e.g. a flat
    * [X·Y] for a kernel dispatched as [X, Y], whose results consumers index with one flat index. Same bytes.
    */
@@ -300,7 +306,7 @@ export class Device {
       returnType: spec.returnType,
       ...(spec.constants === undefined ? {} : { constants: { ...spec.constants } }),
     };
-    const key = kernelCacheKey({ backend: this.backend, source, settings });
+    const key = kernelCacheKey({ backend: this.backend, source, settings, argumentSizes: spec.argumentSizes });
     const { value: compiled } = this.cache.getOrCreate(key, () => new CompiledKernel(key, this, source, this.gpu.createKernel(source, settings)));
     const resultShape = spec.resultShape ?? widen(spec.output, components);
     if (!isValidShape(resultShape) || product(resultShape) !== product(spec.output) * components) {
@@ -379,6 +385,10 @@ export class Device {
       const type = kernel.spec.argumentTypes[argumentName];
       if (type === 'Array') {
         if (!(arg instanceof DeviceHandle)) throw new Error(`launch: kernel "${kernel.name}" argument "${argumentName}" must be a DeviceHandle, got ${typeof arg}`);
+        const declared = kernel.spec.argumentSizes?.[argumentName];
+        if (declared !== undefined && declared !== product(arg.shape)) {
+          throw new Error(`launch: kernel "${kernel.name}" argument "${argumentName}" was built for ${declared} elements, got [${arg.shape.join(', ')}]`);
+        }
         const payload = this.payloadOf(arg, `launch "${kernel.name}" argument "${argumentName}"`);
         return payload.kind === 'host' ? new gpujs.Input(payload.data, [...arg.shape]) : payload.result;
       }
