@@ -14,7 +14,6 @@ const MOVEMENT = new Set(['reshape', 'permute', 'expand', 'pad', 'slice', 'flip'
 /** Heavy ops that read each input element many times: only index arithmetic may be inlined into them. */
 const REREADS = new Set(['dot', 'conv2d', 'pool2d', 'topk']);
 
-
 export interface KernelPlan {
   /** The node this kernel computes (one value per thread, flat row-major index, unless tiled). */
   readonly root: Node;
