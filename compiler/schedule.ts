@@ -84,7 +84,29 @@ export function schedule(graph: Graph): Schedule {
     mat.add(best.n.id);
     kernels = buildPlans(graph, mat);
   }
-  return { kernels: assignTiles(kernels, outputs), materialized: mat };
+  return { kernels: assignTiles(sinkCopies(kernels), outputs), materialized: mat };
+}
+
+/**
+ * Move each kernel that only copies data (a movement op's materialization, e.g. the window of x a weight-gradient
+ * tap reads) to just before its first consumer. Such copies depend on forward activations only, so in graph
+ * order they all run at the start of the backward pass and stay live until their consumers: in W1 that was 147
+ * windows, 256 MiB of the memory plan's peak. Any place before the first consumer keeps the order topological.
+ */
+function sinkCopies(plans: readonly UntiledPlan[]): UntiledPlan[] {
+  const firstConsumer = new Map<number, number>();
+  plans.forEach((p, i) => {
+    for (const a of p.args) if (!firstConsumer.has(a.id)) firstConsumer.set(a.id, i);
+  });
+  const deferred = new Map<number, UntiledPlan[]>();
+  const order: UntiledPlan[] = [];
+  plans.forEach((p, i) => {
+    order.push(...(deferred.get(i) ?? []));
+    const consumer = firstConsumer.get(p.root.id);
+    if (MOVEMENT.has(p.root.op) && consumer !== undefined && consumer > i + 1) deferred.set(consumer, [...(deferred.get(consumer) ?? []), p]);
+    else order.push(p);
+  });
+  return order;
 }
 
 /** The axis along which a kernel computing `n` would be register-tiled, or null (no rule, or not `tileable`). */

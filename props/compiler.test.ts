@@ -84,6 +84,25 @@ describe('fusion', () => {
 });
 
 describe('memory plan', () => {
+  test('copy kernels run just before their first consumer (per-tap weight-gradient windows do not pile up)', () => {
+    const x = T.input('x', [8, 64, 32, 32]);
+    const w = T.param('w', [64, 64, 3, 3]);
+    const y = T.conv2d(T.relu(T.conv2d(x, w, { padding: 1 })), T.param('w2', [64, 64, 3, 3]), { padding: 1 });
+    const [gw] = vjp(T.mean(T.mul(y, y)), [w]);
+    const p = planOf({ gw });
+    const copies = new Set(['reshape', 'permute', 'expand', 'pad', 'slice', 'flip', 'stopGradient']);
+    const ks = p.kernels;
+    let windows = 0;
+    ks.forEach((k, i) => {
+      if (!copies.has(k.root.op)) return;
+      const first = ks.findIndex((c) => c.args.includes(k.root));
+      if (first < 0) return;
+      windows += k.root.op === 'slice' ? 1 : 0;
+      for (let j = i + 1; j < first; j++) assert.ok(copies.has(ks[j].root.op), `${ks[j].root.op} runs between copy #${i} (${k.root.op}) and its consumer #${first}`);
+    });
+    assert.equal(windows, 9, 'the per-tap weight gradient of the 3×3 conv (9 windows of x)');
+  });
+
   test('no read after free, and peak ≤ the no-reuse plan, on random graphs with gradients', () => {
     property(
       fc.property(fc.array(anyCase, { minLength: 1, maxLength: 4 }), (cases) => {
