@@ -153,10 +153,9 @@ export function makeBatch(config: Config, step: TrainStep, data: PretrainData, s
 
 // ---- state --------------------------------------------------------------------------------------------------
 
-/** Checkpoint group of a state tensor: student → params, teacher → teacher, optimizer → opt, BN statistics → bn. */
 /**
- * The hinge-free part of a scored image's loss, which is what the student minimises while the hinge is inactive
- * (CLOVE_SPEC §e): official μ + 2·c̄_neg − 2λ·c̄_pos, per-pair μ + c_neg − λ·c_pos. The loss itself also
+ * A scored image's loss minus the margin μ while the hinge is inactive, i.e. what the student minimises
+ * (CLOVE_SPEC §e): official 2·c̄_neg − 2λ·c̄_pos, per-pair c_neg − λ·c_pos. The loss itself also
  * averages in images that score exactly 0 (a row short of k negatives), whose share varies from step to step by
  * more than the whole training signal, so progress is shown with this value.
  */
@@ -165,6 +164,7 @@ export function objectiveOf(loss: Config['loss'], posCos: number, negCos: number
   return scale * (negCos - loss.lambda * posCos);
 }
 
+/** Checkpoint group of a state tensor: student → params, teacher → teacher, optimizer → opt, BN statistics → bn. */
 export const groupOfState = (name: string): TensorGroup =>
   name.startsWith('student.') ? 'params' : name.startsWith('teacher.') ? 'teacher' : name.startsWith('optim.') ? 'opt' : 'bn';
 
