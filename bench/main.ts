@@ -1,15 +1,15 @@
 // `npm run bench` — micro-benchmarks; `npm run bench -- step` — the W1 training step. Ours on every available
-// gpu.js backend and the TensorFlow.js peers (tfjs-backend-wasm, tfjs-backend-cpu) in the same run, printed as
+// gpu.js backend and the TensorFlow.js peers (tfjs-backend-wasm, -cpu, -webgpu) in the same run, printed as
 // one table with our time ÷ peer time. See bench/README.md for the protocol and bench/RESULTS.md for results.
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import * as E from 'fp-ts/lib/Either.js';
 import { probeBackends, isBackendName, type BackendName } from '../compiler/runtime/backend.ts';
 import { MICRO_SIZES, W1_SHAPE, microFlops, w1Flops, graphFlops, type MicroSizes, type W1Shape } from './flops.ts';
-import { BenchFailure, benchGraph, benchNaiveMatmul, benchStep } from './ours.ts';
+import { BenchFailure, benchGraph, benchNaive, benchStep, naiveConv3x3, naiveMatmul } from './ours.ts';
 import { markdown, type BenchReport, type Row } from './report.ts';
 import { loadAverage, type IterationPolicy } from './timing.ts';
-import { setupTfjs, tfjsMicro, tfjsW1, type TfjsBackend } from './tfjs.ts';
+import { TFJS_BACKENDS, isTfjsBackend, setupTfjs, tfjsMicro, tfjsW1, type TfjsBackend } from './tfjs.ts';
 import { MICRO_NAMES, MICRO_TITLES, microWorkload, type MicroName } from './workloads.ts';
 import { W1_LOSS, buildW1Step, initW1State, w1InputData } from './w1.ts';
 
@@ -35,7 +35,7 @@ const DEFAULT_BACKENDS: readonly BackendName[] = ['cpu', 'webasm', 'webgpu'];
 
 export const USAGE = `usage: npm run bench -- [micro|step] [options]
   --backend a,b        our backends (cpu, webasm, webgpu; default all three; unavailable ones are skipped with the reason)
-  --peers a,b          tfjs peers: wasm, cpu (default both); --no-peers for none
+  --peers a,b          tfjs peers: wasm, cpu, webgpu (default wasm,cpu); --no-peers for none
   --with-tfjs-cpu      step: also run W1 on tfjs-backend-cpu (1 step, about 14 min here)
   --only a,b           micro: ${MICRO_NAMES.join(', ')}
   --iters N            most timed runs per row (default: micro 10, step 10)
@@ -88,9 +88,9 @@ export function parseArgs(argv: readonly string[]): E.Either<string, BenchOption
       backends = names.filter(isBackendName);
     } else if (a === '--peers') {
       const names = list(value());
-      const bad = names.filter((n) => n !== 'wasm' && n !== 'cpu');
-      if (bad.length > 0) problems.push(`--peers: unknown ${bad.join(', ')} (known: wasm, cpu)`);
-      peers = names.filter((n): n is TfjsBackend => n === 'wasm' || n === 'cpu');
+      const bad = names.filter((n) => !isTfjsBackend(n));
+      if (bad.length > 0) problems.push(`--peers: unknown ${bad.join(', ')} (known: ${TFJS_BACKENDS.join(', ')})`);
+      peers = names.filter(isTfjsBackend);
     } else if (a === '--no-peers') peers = [];
     else if (a === '--with-tfjs-cpu') withTfjsCpu = true;
     else if (a === '--only') {
@@ -158,7 +158,7 @@ async function runMicro(o: BenchOptions, log: (line: string) => void): Promise<{
   const notes: string[] = [
     `GFLOP/s = analytic FLOPs (flops.ts = /work/shared/peers/flops.js: ${Object.entries(microFlops(m)).map(([k, v]) => `${k} ${(v / 1e9).toFixed(3)}`).join(', ')} GFLOP) ÷ median time`,
     'ours: inputs uploaded once, outputs left on the device; each timed run ends with a 1-cell kernel reading one output and a 4-byte readback (on webgpu this waits for the queue; on cpu/webasm kernels finish inside launch)',
-    'tfjs: cpu/wasm kernels run to completion inside each op; each run ends with a read of its smallest output',
+    'tfjs: cpu/wasm kernels run to completion inside each op, webgpu ops are queued; each run ends with a read of its smallest output (on webgpu this waits for the queue)',
   ];
   const policy: IterationPolicy = { warmup: 1, min: 5, max: Math.max(5, o.maxIterations), budgetMs: o.budgetSeconds * 1000 };
   for (const name of o.only) {
@@ -170,13 +170,13 @@ async function runMicro(o: BenchOptions, log: (line: string) => void): Promise<{
       try {
         const r = await benchGraph(w.graph, w.inputs, backend, policy, log);
         rows.push({ ...base, system: 'ours', backend, status: 'ok', timing: r.timing, firstRunMs: r.firstRunMs, compileMs: r.compileMs, kernels: r.kernels, builtKernels: r.builtKernels, peakBytes: r.peakBytes, notes: [] });
-        if (name === 'matmul') {
+        const naive = name === 'matmul' ? { kernel: naiveMatmul(m.matmul), output: r.outputs.c } : name === 'convForward' ? { kernel: naiveConv3x3(m), output: r.outputs.y } : null;
+        if (naive !== null) {
           log(`${title}: naive gpu.js kernel on ${backend} …`);
-          const naive = await benchNaiveMatmul(m.matmul, w.inputs.a, w.inputs.b, backend, policy);
-          const ours = r.outputs.c;
+          const n = await benchNaive(naive.kernel, w.inputs, backend, policy);
           let worst = 0;
-          for (let i = 0; i < ours.length; i++) worst = Math.max(worst, Math.abs(ours[i] - naive.output[i]));
-          rows.push({ ...base, system: 'gpu.js naive', backend, status: 'ok', timing: naive.timing, firstRunMs: naive.firstRunMs, notes: [`max |ours − naive| = ${worst.toExponential(1)}`] });
+          for (let i = 0; i < naive.output.length; i++) worst = Math.max(worst, Math.abs(naive.output[i] - n.output[i]));
+          rows.push({ ...base, system: 'gpu.js naive', backend, status: 'ok', timing: n.timing, firstRunMs: n.firstRunMs, notes: [`max |ours − naive| = ${worst.toExponential(1)}`] });
         }
       } catch (error) {
         rows.push({ ...base, system: 'ours', backend, status: 'failed', reason: message(error), notes: [] });

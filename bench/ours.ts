@@ -10,7 +10,8 @@
 import * as E from 'fp-ts/lib/Either.js';
 import { compile, type Executable } from '../compiler/compile.ts';
 import { numel, type Graph } from '../compiler/ir.ts';
-import { Device, DeviceHandle, type DeviceKernel } from '../compiler/runtime/device.ts';
+import { Device, DeviceHandle, type DeviceKernel, type KernelShape } from '../compiler/runtime/device.ts';
+import type { MicroSizes } from './flops.ts';
 import { formatDeviceError, type BackendName } from '../compiler/runtime/errors.ts';
 import { timeAdaptive, type IterationPolicy, type Timing } from './timing.ts';
 
@@ -164,41 +165,91 @@ export async function benchStep(
   }
 }
 
+/** A kernel as a gpu.js user writes it: one output per thread, plain loops, row-major operands. */
+export interface NaiveKernel {
+  readonly name: string;
+  readonly source: string;
+  readonly output: KernelShape;
+  readonly operands: readonly { readonly name: string; readonly shape: KernelShape }[];
+}
+
+/** `c[y][x] = Σ_k a[y][k]·b[k][x]`. */
+export const naiveMatmul = (n: number): NaiveKernel => ({
+  name: 'naive-matmul',
+  source: `function(a, b) { let sum = 0.0; for (let k = 0; k < ${n}; k++) { sum += a[this.thread.y][k] * b[k][this.thread.x]; } return sum; }`,
+  output: [n, n],
+  operands: [
+    { name: 'a', shape: [n, n] },
+    { name: 'b', shape: [n, n] },
+  ],
+});
+
+/** The micro conv (3×3, stride 1, padding 1, NCHW × OIHW): thread (x, y, z) = (column, row, n·C + output channel). */
+export function naiveConv3x3(m: MicroSizes): NaiveKernel {
+  const { convBatch: n, convChannels: c, convSize: s } = m;
+  return {
+    name: 'naive-conv3x3',
+    source: `function(x, w) {
+  const n = Math.floor(this.thread.z / ${c}.0);
+  const co = this.thread.z - n * ${c}.0;
+  let sum = 0.0;
+  for (let ci = 0; ci < ${c}; ci++) {
+    for (let ky = 0; ky < 3; ky++) {
+      const iy = this.thread.y + ky - 1.0;
+      for (let kx = 0; kx < 3; kx++) {
+        const ix = this.thread.x + kx - 1.0;
+        if (iy >= 0.0 && iy < ${s}.0 && ix >= 0.0 && ix < ${s}.0) {
+          sum += x[((n * ${c}.0 + ci) * ${s}.0 + iy) * ${s}.0 + ix] * w[((co * ${c}.0 + ci) * 3.0 + ky) * 3.0 + kx];
+        }
+      }
+    }
+  }
+  return sum;
+}`,
+    output: [s, s, n * c],
+    operands: [
+      { name: 'x', shape: [n * c * s * s] },
+      { name: 'w', shape: [c * c * 9] },
+    ],
+  };
+}
+
 /**
- * The reference column: the naive matmul a gpu.js user writes (one output per thread, `a[y][k]·b[k][x]`),
- * on the same backend and Device layer (same kernel settings, operands resident, same synchronization).
+ * The reference column: a naive kernel (`naiveMatmul`, `naiveConv3x3`) on the same backend and Device layer as
+ * ours (same kernel settings, operands resident, same synchronization).
  */
-export async function benchNaiveMatmul(n: number, a: Float32Array, b: Float32Array, backend: BackendName, policy: IterationPolicy): Promise<{ readonly timing: Timing; readonly firstRunMs: number; readonly output: Float32Array }> {
+export async function benchNaive(naive: NaiveKernel, data: Readonly<Record<string, Float32Array>>, backend: BackendName, policy: IterationPolicy): Promise<{ readonly timing: Timing; readonly firstRunMs: number; readonly output: Float32Array }> {
   const opened = await Device.open(backend);
   const device = E.isLeft(opened) ? fail(`open ${backend}`, formatDeviceError(opened.left)) : opened.right;
   try {
     const kernel = device.buildKernel({
-      name: 'naive-matmul',
-      source: `function(a, b) { let sum = 0.0; for (let k = 0; k < ${n}; k++) { sum += a[this.thread.y][k] * b[k][this.thread.x]; } return sum; }`,
-      output: [n, n],
-      argumentTypes: { a: 'Array', b: 'Array' },
+      name: naive.name,
+      source: naive.source,
+      output: naive.output,
+      argumentTypes: Object.fromEntries(naive.operands.map((o) => [o.name, 'Array' as const])),
       returnType: 'Number',
     });
-    const k = E.isLeft(kernel) ? fail('build the naive matmul', formatDeviceError(kernel.left)) : kernel.right;
-    const up = async (v: Float32Array) => {
-      const h = await device.upload(v, [n, n]);
-      return E.isLeft(h) ? fail('upload', formatDeviceError(h.left)) : h.right;
-    };
-    const ha = await up(a);
-    const hb = await up(b);
+    const k = E.isLeft(kernel) ? fail(`build ${naive.name}`, formatDeviceError(kernel.left)) : kernel.right;
+    const handles: DeviceHandle[] = [];
+    for (const o of naive.operands) {
+      const v = data[o.name];
+      if (v === undefined) return fail(naive.name, `no data for operand '${o.name}'`);
+      const h = await device.upload(v, o.shape);
+      handles.push(E.isLeft(h) ? fail('upload', formatDeviceError(h.left)) : h.right);
+    }
     const sync = syncKernel(device);
     let last: DeviceHandle | null = null;
     const once = async (): Promise<void> => {
       if (last !== null) device.free(last);
-      const r = await device.launch(k, [ha, hb]);
-      last = E.isLeft(r) ? fail('naive matmul launch', formatDeviceError(r.left)) : r.right;
+      const r = await device.launch(k, handles);
+      last = E.isLeft(r) ? fail(`${naive.name} launch`, formatDeviceError(r.left)) : r.right;
       await synchronize(device, sync, last);
     };
     const { timing, firstRunMs } = await timeAdaptive(once, policy);
     const final = last as DeviceHandle | null;
-    if (final === null) return fail('naive matmul', 'no run happened');
+    if (final === null) return fail(naive.name, 'no run happened');
     const read = await device.read(final);
-    return { timing, firstRunMs, output: E.isLeft(read) ? fail('naive matmul readback', formatDeviceError(read.left)) : read.right };
+    return { timing, firstRunMs, output: E.isLeft(read) ? fail(`${naive.name} readback`, formatDeviceError(read.left)) : read.right };
   } finally {
     await device.dispose();
   }

@@ -1,4 +1,4 @@
-// TensorFlow.js 4.22 peers (tfjs-backend-cpu and tfjs-backend-wasm) on the same workloads, in the same process
+// TensorFlow.js 4.22 peers (tfjs-backend-cpu, tfjs-backend-wasm, tfjs-backend-webgpu) on the same workloads, in the same process
 // as our runs. The model and the wasm weight-gradient replacement follow /work/shared/peers/tfjs_bench.js
 // (NHWC, as tfjs prefers); this is a typed rewrite, not a copy.
 //
@@ -10,30 +10,45 @@ import { createRequire } from 'node:module';
 import { dirname, join, sep } from 'node:path';
 import type * as TfCore from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { installWebGpuNavigator } from '../compiler/runtime/gpujs.ts';
 import { createRng, type Rng } from '../clove/data/rng.ts';
 import { timeAdaptive, type IterationPolicy, type Timing } from './timing.ts';
 import { STAGE_STRIDES, STEM, w1GridSide, type MicroSizes, type W1Shape } from './flops.ts';
 import { STATE_PREFIX, W1_INPUT, w1Inputs, w1ParamShapes } from './w1.ts';
 
 type Tf = typeof TfCore;
-export type TfjsBackend = 'cpu' | 'wasm';
+export type TfjsBackend = 'cpu' | 'wasm' | 'webgpu';
+export const TFJS_BACKENDS: readonly TfjsBackend[] = ['wasm', 'cpu', 'webgpu'];
+export const isTfjsBackend = (name: string): name is TfjsBackend => (TFJS_BACKENDS as readonly string[]).includes(name);
 
-let loaded: Promise<Tf> | null = null;
+let core: Promise<Tf> | null = null;
 
-/** tfjs-core with the cpu backend, the union package's gradients and the wasm backend (whose .wasm files are next to it). */
-export function loadTfjs(): Promise<Tf> {
-  if (loaded === null) {
-    loaded = (async () => {
-      const tf = await import('@tensorflow/tfjs-core');
-      await import('@tensorflow/tfjs-backend-cpu');
-      await import('@tensorflow/tfjs');
-      const wasm = await import('@tensorflow/tfjs-backend-wasm');
-      const require = createRequire(import.meta.url);
-      wasm.setWasmPaths(join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm')), sep));
-      return tf;
-    })();
+/**
+ * tfjs-core with the cpu backend and the union package's gradients, then what `backend` needs: the wasm backend
+ * (whose .wasm files are next to it), or the WebGPU backend on Dawn's navigator.gpu (the one gpu.js uses). Each
+ * backend's package is loaded only when asked for, so a bundle without the wasm files still runs the others.
+ */
+export async function loadTfjs(backend: TfjsBackend): Promise<Tf> {
+  core ??= (async () => {
+    const tf = await import('@tensorflow/tfjs-core');
+    await import('@tensorflow/tfjs-backend-cpu');
+    await import('@tensorflow/tfjs');
+    return tf;
+  })();
+  const tf = await core;
+  if (backend === 'wasm') {
+    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    const require = createRequire(import.meta.url);
+    wasm.setWasmPaths(join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm')), sep));
+  } else if (backend === 'webgpu') {
+    const failure = await installWebGpuNavigator();
+    if (failure !== null) throw new Error(`the webgpu package (Dawn) did not load: ${failure}`);
+    // tfjs-webgpu reads the WebGPU enums (GPUBufferUsage, GPUMapMode, ...) as globals, which Node lacks.
+    const { globals } = (await import('webgpu')) as unknown as { globals: Record<string, unknown> };
+    for (const [name, value] of Object.entries(globals)) if (!(name in globalThis)) Object.defineProperty(globalThis, name, { value, configurable: true, writable: true });
+    await import('@tensorflow/tfjs-backend-webgpu');
   }
-  return loaded;
+  return tf;
 }
 
 export interface TfjsSetup {
@@ -47,7 +62,7 @@ export interface TfjsSetup {
 export async function setupTfjs(backend: TfjsBackend): Promise<{ ok: true; setup: TfjsSetup } | { ok: false; reason: string }> {
   let tf: Tf;
   try {
-    tf = await loadTfjs();
+    tf = await loadTfjs(backend);
   } catch (error) {
     return { ok: false, reason: `loading @tensorflow/tfjs* failed: ${String(error)}` };
   }
@@ -60,6 +75,12 @@ export async function setupTfjs(backend: TfjsBackend): Promise<{ ok: true; setup
     return { ok: false, reason: `tf.setBackend('${backend}') threw: ${String(error)}` };
   }
   if (!ready) return { ok: false, reason: `tf.setBackend('${backend}') returned false` };
+  if (backend === 'webgpu') {
+    // AdapterInfo keeps vendor and architecture private; they name the GPU tfjs got, for the report.
+    const info: unknown = Reflect.get(tf.backend(), 'adapterInfo');
+    const field = (k: string): string => String((typeof info === 'object' && info !== null ? Reflect.get(info, k) : undefined) ?? '?');
+    notes.push(`WebGPU through Dawn (the package gpu.js uses), adapter vendor '${field('vendor')}', architecture '${field('architecture')}'`);
+  }
   if (backend === 'wasm') {
     const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
     const threads = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
@@ -124,7 +145,7 @@ const randn = (tf: Tf, shape: readonly number[], std: number, rng: Rng): TfCore.
   return tf.tensor(Float32Array.from({ length: n }, () => rng.normal() * std), [...shape]);
 };
 
-/** Every tfjs op on cpu/wasm runs to completion inside the call; reading the smallest output closes the sample anyway. */
+/** tfjs ops on cpu/wasm run to completion inside the call; on webgpu they are queued, and reading the smallest output waits for the queue. */
 const settle = async (ts: readonly TfCore.Tensor[]): Promise<void> => {
   const smallest = ts.reduce((a, b) => (b.size < a.size ? b : a));
   await smallest.data();
@@ -325,7 +346,11 @@ export function makeTfjsW1(
     const [cn, fn] = args as [TfCore.Tensor, TfCore.Tensor];
     const sim = tf.matMul(cn as TfCore.Tensor3D, fn as TfCore.Tensor3D, false, true);
     const idx = tf.slice(tf.topk(sim, s.topk).indices, [0, 0, 1], [-1, -1, s.topk - 1]);
-    const selection = tf.div(tf.sum(tf.oneHot(idx, cells), 2), s.topk - 1) as TfCore.Tensor3D;
+    // The one-hots are summed as float32, reached per backend around two tfjs 4.22 bugs: on webgpu, an int32
+    // transpose (inside the axis-2 sum) emits WGSL that Dawn rejects and cast(int32 → float32) keeps int32 data;
+    // tfjs-wasm ignores oneHot's dtype argument (int32 bits read as floats).
+    const hot = setup.backend === 'webgpu' ? tf.oneHot(idx, cells, 1, 0, 'float32') : tf.cast(tf.oneHot(idx, cells), 'float32');
+    const selection = tf.div(tf.sum(hot, 2), s.topk - 1) as TfCore.Tensor3D;
     return { value: l2n(tf, tf.matMul(selection, fn as TfCore.Tensor3D)), gradFunc: () => [tf.zerosLike(cn), tf.zerosLike(fn)] };
   });
   const denseLoss = (c: TfCore.Tensor, f: TfCore.Tensor, m: TfCore.Tensor): TfCore.Tensor => {

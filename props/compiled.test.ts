@@ -16,13 +16,11 @@ import { makeGraph, type Node } from '../compiler/ir.ts';
 import { interpret } from '../compiler/interp/interpret.ts';
 import type { PrimName } from '../compiler/params.ts';
 import { probeBackends } from '../compiler/runtime/backend.ts';
-import type { BackendName } from '../compiler/runtime/errors.ts';
 import { buildCase, drawValues, generators, prng, type Case } from './gen.ts';
-import { property } from './prop.ts';
+import { property, testedBackends } from './prop.ts';
 import { runCompiled } from './run-compiled.ts';
 
 const probes = await probeBackends();
-const wanted: BackendName[] = ['cpu', 'webasm', 'webgpu'];
 function close(got: Float32Array, want: ArrayLike<number>, what: string): void {
   assert.equal(got.length, want.length, `${what}: length`);
   for (let i = 0; i < want.length; i++) {
@@ -50,7 +48,7 @@ test('conv weight gradient: the per-tap products equal the convolution form', as
   );
 });
 
-for (const backend of wanted) {
+for (const backend of testedBackends()) {
   const probe = probes.find((p) => p.backend === backend);
   const skip = probe === undefined || !probe.available ? `${backend} unavailable: ${probe !== undefined && !probe.available ? probe.reason : 'not probed'}` : false;
   describe(`compiled on ${backend} equals the interpreter`, { skip }, () => {

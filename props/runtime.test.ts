@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import * as E from 'fp-ts/lib/Either.js';
 import * as O from 'fp-ts/lib/Option.js';
-import { property } from './prop.ts';
+import { property, testedBackends } from './prop.ts';
 import { BACKEND_ORDER, chooseBackend, decideBackend, probeBackends, type BackendProbe } from '../compiler/runtime/backend.ts';
 import { canonicalKernelSource, SourceCache } from '../compiler/runtime/cache.ts';
 import { Device, type DeviceHandle, type DeviceKernel, type KernelSpec } from '../compiler/runtime/device.ts';
@@ -95,7 +95,7 @@ describe('backend choice', () => {
   });
 });
 
-for (const backend of ['cpu', 'webasm', 'webgpu'] as const) {
+for (const backend of testedBackends()) {
   const probe = probeOf(backend);
   const skip = probe.available ? false : `backend unavailable here: ${probe.reason}`;
   describe(`device on ${backend}`, { skip }, () => {

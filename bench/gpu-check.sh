@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The one device check for a machine with a real GPU (the team's H200 box, reached through the `run` tool), as a
+# single script so a short device lease buys every figure at once. Prepare here first (`npm run gpu:prepare`,
+# which fills the git-ignored .gpu/ with Node, Dawn, gpu.js and the bundles below), then on the GPU machine, with
+# .gpu carried:   bash bench/gpu-check.sh            (results under $OUT, default ./gpu-check-out)
+#
+# Stages, each under its own time limit so one slow stage cannot eat the others, each logged to its own file:
+#   1. compiled-vs-interpreter properties on webgpu (props/compiled.test.ts, CLOVE_TEST_BACKENDS=webgpu)
+#   2. device/runtime properties on webgpu (props/runtime.test.ts)
+#   3. micro-benchmarks: ours on webgpu, the naive gpu.js kernels, tfjs-webgpu (same Dawn, same run)
+#   4. the W1 training step: ours on webgpu vs tfjs-webgpu (losses compared step by step)
+#   5. pretraining (cpu-small preset, DeadLeaves) on webgpu: steps/s, loss, checkpoint and pictures
+#   6. a ResNet-18 at 96 px (r18-96 preset) on webgpu: compile (2 846 kernels) and the first steps
+# QUICK=1 shrinks every stage (tiny bench sizes, fewer runs and steps): a rehearsal on a software adapter
+# (VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.json), not a measurement.
+set -u
+here=$(cd "$(dirname "$0")/.." && pwd)
+out=$(mkdir -p "${OUT:-$here/gpu-check-out}" && cd "${OUT:-$here/gpu-check-out}" && pwd)
+run="bash $here/.gpu/run.sh"
+quick=${QUICK:-0}
+[[ -f $here/.gpu/run.sh ]] || { echo "no .gpu/ here: run 'npm run gpu:prepare' first and carry .gpu" >&2; exit 2; }
+
+stage() { # name seconds command...
+  local name=$1 limit=$2; shift 2
+  local t0=$SECONDS
+  timeout --kill-after=10 "$limit" "$@" > "$out/$name.log" 2>&1
+  local rc=$?
+  printf '%-10s rc=%-3s %4ss  %s\n' "$name" "$rc" $((SECONDS - t0)) "$(grep -E '^ℹ (pass|fail)|^# (pass|fail)' "$out/$name.log" | tr '\n' ' ')" | tee -a "$out/summary.txt"
+}
+
+: > "$out/summary.txt"
+{ date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi'; } | tee -a "$out/summary.txt"
+export CLOVE_TEST_BACKENDS=webgpu XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
+if [[ $quick == 1 ]]; then
+  runs=20 tiny=--tiny budget=2 pretrain=(--preset tiny) big=(--preset tiny --steps 2)
+else
+  runs=300 tiny= budget=8 pretrain=(--steps 150) big=(--preset r18-96 --steps 5 --optim.warmupSteps 1)
+fi
+CLOVE_PROP_RUNS=$runs stage props-compiled 120 $run compiled.test.mjs
+CLOVE_PROP_RUNS=$runs stage props-runtime 45 $run runtime.test.mjs
+stage bench-micro 100 $run main.mjs micro --backend webgpu --peers webgpu $tiny --budget-s "$budget" --json --out "$out/micro.json" --md "$out/micro.md"
+stage bench-step 100 $run main.mjs step --backend webgpu --peers webgpu $tiny --budget-s $((budget * 3)) --json --out "$out/step.json" --md "$out/step.md"
+stage pretrain 90 $run cli.mjs pretrain --backend webgpu "${pretrain[@]}" --out "$out/pretrain"
+stage pretrain-r18 60 $run cli.mjs pretrain --backend webgpu "${big[@]}" --out "$out/pretrain-r18"
+for f in pretrain pretrain-r18; do echo "== $f"; grep -v '^Warning' "$out/$f.log" | tail -n 4; done | tee -a "$out/summary.txt"
