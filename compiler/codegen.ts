@@ -1,11 +1,12 @@
 // Kernel source emission in the gpu.js JavaScript dialect. One kernel per KernelPlan: each thread computes the
 // root node at one flat index (see `dispatchOf` for how threads cover the output); inlined nodes are emitted
 // through their primitive's `lower` rule; buffers are read as `aK[index]` (through the tiled layout for
-// buffers a register-tiled kernel wrote). Loops have literal bounds; all arithmetic is in floats (indices
-// exact below 2^24).
+// buffers a register-tiled kernel wrote). Loops have literal bounds; arithmetic is in floats (exact below
+// 2^24), except the read index of a large buffer (≥ 2^24 elements): an integer expression of the element's
+// coordinates (`(c | 0) * stride + …`, which gpu.js types as an integer on every backend).
 import { kernelDispatch, quadShape, TILE } from './dispatch.ts';
-import { stridesOf, type Node, type Shape } from './ir.ts';
-import type { LowerCtx } from './lowering.ts';
+import { numel, stridesOf, type Node, type Shape } from './ir.ts';
+import { isLarge, type LowerCtx } from './lowering.ts';
 import type { PrimName } from './params.ts';
 import type { TileRule } from './prim.ts';
 import { registry } from './registry.ts';
@@ -107,14 +108,15 @@ class KernelWriter {
   /** Seed the coordinates of `idx` in `shape` (known by construction, e.g. from the thread ids). */
   knowCoords(shape: Shape, idx: string, coords: readonly string[]): void {
     this.memoSet(`c${JSON.stringify(shape)}@${idx}`, coords.join('|'));
+    if (isLarge(shape)) this.memoSet(`k@${idx}`, JSON.stringify({ shape, coords }));
   }
   coords(shape: Shape, rawIdx: string): string[] {
     // Bind first: callers pass compound index expressions, and `/` and `%` bind tighter than `+`.
-    const idx = this.bind(rawIdx);
+    const idx = isLarge(shape) ? rawIdx : this.bind(rawIdx);
     const key = `c${JSON.stringify(shape)}@${idx}`;
     const hit = this.memoGet(key);
     if (hit !== undefined) return hit.split('|');
-    const cs = this.decompose(shape, idx);
+    const cs = isLarge(shape) ? this.regroup(shape, idx) : this.decompose(shape, idx);
     this.memoSet(key, cs.join('|'));
     return cs;
   }
@@ -127,10 +129,59 @@ class KernelWriter {
       return this.bind(k === 0 ? q : `${q} % ${d}.0`);
     });
   }
-  flat(coords: readonly string[], shape: Shape): string {
+  /**
+   * Coordinates in the large `shape` of a symbolic index known in another shape of as many elements (a reshape
+   * passes its index through): the two shapes' axes split into groups of equal size, and each group's local
+   * index, below 2^24, is recomposed and decomposed exactly.
+   */
+  private regroup(shape: Shape, idx: string): string[] {
+    const known = this.memoGet(`k@${idx}`);
+    if (known === undefined) throw new Error(`codegen: index '${idx}' into a tensor of ${numel(shape)} elements [${shape.join(', ')}] is not symbolic (a rule built it by float arithmetic, inexact from 2^24 on)`);
+    const from = JSON.parse(known) as { shape: number[]; coords: string[] };
+    if (numel(from.shape) !== numel(shape)) throw new Error(`codegen: index '${idx}' of [${from.shape.join(', ')}] read as [${shape.join(', ')}]`);
+    const out: string[] = new Array<string>(shape.length);
+    let i = from.shape.length;
+    let j = shape.length;
+    while (i > 0 || j > 0) {
+      // the shortest suffix groups [i0, i) of `from` and [j0, j) of `shape` with equal products
+      let i0 = i - 1;
+      let j0 = j - 1;
+      let a = i0 >= 0 ? from.shape[i0] : 1;
+      let b = j0 >= 0 ? shape[j0] : 1;
+      while (a !== b) {
+        if (a < b) a *= from.shape[--i0];
+        else b *= shape[--j0];
+      }
+      while (i0 > 0 && from.shape[i0 - 1] === 1) i0--;
+      if (a >= 2 ** 24) throw new Error(`codegen: reshape [${from.shape.join(', ')}] → [${shape.join(', ')}] mixes axes into a group of ${a} elements, beyond exact float indices`);
+      const local = this.flatFloat(from.coords.slice(Math.max(i0, 0), i), from.shape.slice(Math.max(i0, 0), i));
+      this.decompose(shape.slice(Math.max(j0, 0), j), local).forEach((c, k) => (out[Math.max(j0, 0) + k] = c));
+      i = Math.max(i0, 0);
+      j = Math.max(j0, 0);
+    }
+    return out;
+  }
+  private flatFloat(coords: readonly string[], shape: Shape): string {
     const st = stridesOf(shape);
     const terms = coords.flatMap((c, k) => (c === '0.0' || shape[k] === 1 ? [] : [st[k] === 1 ? c : `${c} * ${st[k]}.0`]));
     return terms.length === 0 ? '0.0' : this.bind(terms.join(' + '));
+  }
+  flat(coords: readonly string[], shape: Shape): string {
+    if (!isLarge(shape)) return this.flatFloat(coords, shape);
+    // A symbolic index: a name that is never declared, so any arithmetic on it fails to compile instead of
+    // silently rounding; reads resolve it through its coordinates.
+    const token = this.fresh('flat');
+    this.knowCoords(shape, token, coords);
+    return token;
+  }
+  /**
+   * `Σ (c_k | 0) · stride_k`: an integer expression, exact below 2^31. Never bound to a name: gpu.js declares
+   * locals as floats on webasm, which would round the index again.
+   */
+  private flatInteger(coords: readonly string[], shape: Shape): string {
+    const st = stridesOf(shape);
+    const terms = coords.flatMap((c, k) => (c === '0.0' || shape[k] === 1 ? [] : [st[k] === 1 ? `(${c} | 0)` : `(${c} | 0) * ${st[k]}`]));
+    return terms.length === 0 ? '0' : terms.join(' + ');
   }
 
   /** The value of `n` at flat index `idx`: a buffer read or the inlined computation (memoized per scope). */
@@ -151,10 +202,12 @@ class KernelWriter {
    */
   private bufferIndex(n: Node, idx: string): string {
     const axis = this.argTile.get(n.id);
-    if (axis === undefined) return idx;
+    const large = isLarge(n.shape);
+    if (axis === undefined) return large ? this.flatInteger(this.coords(n.shape, idx), n.shape) : idx;
     const c = this.coords(n.shape, idx);
-    const quad = this.flat(c.map((v, k) => (k === axis ? this.bind(`Math.floor(${v} / ${TILE}.0)`) : v)), quadShape(n.shape, axis));
-    return this.bind(`${quad} * ${TILE}.0 + ${c[axis]} % ${TILE}.0`);
+    const quadCoords = c.map((v, k) => (k === axis ? this.bind(`Math.floor(${v} / ${TILE}.0)`) : v));
+    if (large) return `(${this.flatInteger(quadCoords, quadShape(n.shape, axis))}) * ${TILE} + (${c[axis]} % ${TILE}.0 | 0)`;
+    return this.bind(`${this.flatFloat(quadCoords, quadShape(n.shape, axis))} * ${TILE}.0 + ${c[axis]} % ${TILE}.0`);
   }
 
   private contextOf(n: Node): LowerCtx {
@@ -204,11 +257,13 @@ export function kernelSource(plan: KernelPlan): string {
     threadCoords = [...w.decompose(threadShape.slice(0, split), 'ty'), ...w.decompose(threadShape.slice(split), 'tx')];
   }
   if (plan.tile === null) {
-    if (output.length === 2) {
+    let idx = 'i';
+    if (isLarge(shape)) idx = w.flat(threadCoords, shape);
+    else if (output.length === 2) {
       w.emit(`const i = ty * ${output[0]}.0 + tx;`);
       w.knowCoords(shape, 'i', threadCoords);
     }
-    const result = w.lowerNode(plan.root, 'i');
+    const result = w.lowerNode(plan.root, idx);
     return `function (${params}) {\n${w.body()}\n  return ${result};\n}`;
   }
   const axis = plan.tile;

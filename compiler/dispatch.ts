@@ -1,6 +1,7 @@
 // How the threads of a kernel cover its output, and the register-tiled buffer layout. Pure functions of
 // shapes, shared by the scheduler (which decides tiling), the code generator and the runtime launch.
 import { numel, type Shape } from './ir.ts';
+import { FLOAT_EXACT, isLarge } from './lowering.ts';
 
 /** Array inputs one kernel may read: WebGPU gives gpu.js 8 storage buffers per stage, one is the output (DESIGN: ≤ 6). */
 export const MAX_KERNEL_INPUTS = 6;
@@ -27,14 +28,28 @@ export interface Dispatch {
  */
 export function dispatchOf(shape: Shape): Dispatch {
   const total = numel(shape);
+  const fits = (x: number, y: number) => x <= MAX_DISPATCH_SIDE && y <= MAX_DISPATCH_SIDE;
   let x = 1;
   for (let split = shape.length - 1; split >= 1; split--) {
     x *= shape[split];
-    const y = total / x;
-    if (x % 8 === 0 && y % 8 === 0 && x <= MAX_DISPATCH_SIDE && y <= MAX_DISPATCH_SIDE) return { output: [x, y], split };
+    if (x % 8 === 0 && (total / x) % 8 === 0 && fits(x, total / x)) return { output: [x, total / x], split };
+  }
+  // A large output needs 2-D: a flat thread.x would pass 2^24, past exact float coordinates.
+  if (isLarge(shape)) {
+    x = 1;
+    for (let split = shape.length - 1; split >= 1; split--) {
+      x *= shape[split];
+      if (fits(x, total / x)) return { output: [x, total / x], split };
+    }
   }
   return { output: [total], split: 0 };
 }
+
+/** Whether every thread of a kernel over `shape` (tiled along `tile` or not) has exact float coordinates. */
+export const exactDispatch = (shape: Shape, tile: number | null): boolean => {
+  const d = kernelDispatch(shape, tile);
+  return d.output.every((side) => side < FLOAT_EXACT);
+};
 
 /** The shape a tiled kernel dispatches over: one thread per TILE outputs along `axis`. */
 export const quadShape = (shape: Shape, axis: number): number[] => shape.map((d, k) => (k === axis ? d / TILE : d));

@@ -1,7 +1,19 @@
 // The lowering interface every primitive implements: given its node and a flat output index (a source
 // expression), emit gpu.js-dialect statements and return the expression of the node's value there.
-// Values and indices are floats in generated code (exact below 2^24, checked by the memory plan).
-import type { Shape } from './ir.ts';
+// Values and coordinates are floats in generated code, exact below 2^24. A flat index into a tensor of 2^24 or
+// more elements is not: for such a *large* tensor, `flat` returns a symbolic index that stands for its
+// coordinates, and the code generator reads buffers at an integer index built from those coordinates.
+import { numel, type Shape } from './ir.ts';
+
+/** Float arithmetic represents every integer below this exactly (f32 has a 24-bit significand). */
+export const FLOAT_EXACT = 2 ** 24;
+
+/**
+ * Whether flat indices into `shape` must stay symbolic (see the header). A rule that builds an input index by
+ * arithmetic on flat indices (a base plus an offset, hoisted out of its loops) must build it through
+ * `ctx.flat(coords, shape)` instead when the input is large.
+ */
+export const isLarge = (shape: Shape): boolean => numel(shape) >= FLOAT_EXACT;
 
 export interface LowerCtx {
   /** Expression of the node's k-th input evaluated at flat index `idx` (inlined or read from a buffer). */
@@ -22,7 +34,7 @@ export interface LowerCtx {
   accumulate(count: number, accs: readonly string[], body: (v: string) => readonly string[], combine: (a: string, b: string) => string): void;
   /** Row-major coordinates of flat index `idx` in `shape` (one bound name per axis). */
   coords(shape: Shape, idx: string): string[];
-  /** Row-major flat index of `coords` in `shape`. */
+  /** Row-major flat index of `coords` in `shape` (symbolic when `shape` is large: use it only as an index). */
   flat(coords: readonly string[], shape: Shape): string;
 }
 

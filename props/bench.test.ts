@@ -2,6 +2,8 @@
 // tiny size on the cpu backend and agrees with the reference interpreter; W1 has the peers' FLOPs and parameter
 // count, and one tiny W1 step agrees with the independent tfjs implementation started from the same state.
 import { test } from 'node:test';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import * as E from 'fp-ts/lib/Either.js';
@@ -12,7 +14,9 @@ import { MICRO_SIZES, W1_SHAPE, graphFlops, microFlops, w1Flops, w1GridSide, w1S
 import { TINY_MICRO, TINY_W1, parseArgs } from '../bench/main.ts';
 import { markdown, ratio, type BenchReport, type Row } from '../bench/report.ts';
 import { iterationsFor, median } from '../bench/timing.ts';
-import { makeTfjsW1, setupTfjs } from '../bench/tfjs.ts';
+import { makeTfjsW1, setupTfjs, type TfjsBackend } from '../bench/tfjs.ts';
+import { benchNaive, naiveConv3x3, naiveMatmul } from '../bench/ours.ts';
+import { probeBackends } from '../compiler/runtime/backend.ts';
 import { MICRO_NAMES, microWorkload } from '../bench/workloads.ts';
 import { STATE_PREFIX, W1_LOSS, buildW1Step, buildW1StudentForward, initW1State, w1InputData, w1ParamShapes } from '../bench/w1.ts';
 import { property } from './prop.ts';
@@ -53,7 +57,7 @@ test('parseArgs: chosen backends and peers come back in order; every bad argumen
   property(
     fc.property(
       fc.subarray(['cpu', 'webasm', 'webgpu', 'headlessgl'] as const, { minLength: 1 }),
-      fc.subarray(['wasm', 'cpu'] as const, { minLength: 1 }),
+      fc.subarray(['wasm', 'cpu', 'webgpu'] as const, { minLength: 1 }),
       fc.constantFrom('micro', 'step'),
       (backends, peers, mode) => {
         const r = parseArgs([mode, '--backend', backends.join(','), '--peers', peers.join(',')]);
@@ -157,7 +161,7 @@ test('every micro workload compiles and runs at a tiny size on cpu and agrees wi
   assert.ok(Math.abs(out.c[n - 1] - c00) < 1e-4 * Math.max(1, Math.abs(c00)));
 });
 
-test('tiny W1: a compiled cpu step equals the interpreter; two steps match tfjs-backend-cpu started from the same state', async () => {
+test('tiny W1: a compiled cpu step equals the interpreter; two steps match tfjs-backend-cpu (and tfjs-webgpu where an adapter exists) started from the same state', async () => {
   const s = TINY_W1;
   const step = buildW1Step(s);
   const state = initW1State(s, 3);
@@ -174,19 +178,46 @@ test('tiny W1: a compiled cpu step equals the interpreter; two steps match tfjs-
   const second = await runCompiled(step.graph, { ...nextState, ...data });
   const ours = [first[W1_LOSS][0], second[W1_LOSS][0]];
 
-  const setup = await setupTfjs('cpu');
-  assert.ok(setup.ok, setup.ok ? '' : setup.reason);
-  const peer = makeTfjsW1(setup.setup, s, state, data);
-  try {
-    await peer.step();
-    await peer.step();
-    assert.equal(peer.studentParams, w1StudentParams(s).total);
-    assert.ok(Math.abs(ours[0] - peer.losses[0]) < 1e-4 * Math.max(1, Math.abs(peer.losses[0])), `first loss: ours ${ours[0]}, tfjs ${peer.losses[0]}`);
-    assert.ok(Math.abs(ours[1] - peer.losses[1]) < 1e-4, `second loss (after SGD + EMA): ours ${ours[1]}, tfjs ${peer.losses[1]}`);
-    assert.notEqual(ours[0], ours[1], 'the step changed the student');
-  } finally {
-    peer.dispose();
+  // tfjs-webgpu (the GPU peer) only where an adapter exists: it needs its own workaround (tfjs.ts, the one-hots)
+  const webgpu = (await probeBackends()).find((p) => p.backend === 'webgpu')?.available === true;
+  for (const backend of ['cpu', ...(webgpu ? ['webgpu'] : [])] as TfjsBackend[]) {
+    const setup = await setupTfjs(backend);
+    assert.ok(setup.ok, setup.ok ? '' : setup.reason);
+    const peer = makeTfjsW1(setup.setup, s, state, data);
+    try {
+      await peer.step();
+      await peer.step();
+      assert.equal(peer.studentParams, w1StudentParams(s).total);
+      assert.ok(Math.abs(ours[0] - peer.losses[0]) < 1e-4 * Math.max(1, Math.abs(peer.losses[0])), `first loss: ours ${ours[0]}, tfjs-${backend} ${peer.losses[0]}`);
+      assert.ok(Math.abs(ours[1] - peer.losses[1]) < 1e-4, `second loss (after SGD + EMA): ours ${ours[1]}, tfjs-${backend} ${peer.losses[1]}`);
+      assert.notEqual(ours[0], ours[1], 'the step changed the student');
+    } finally {
+      peer.dispose();
+    }
   }
+});
+
+test('the naive gpu.js reference kernels (matmul, 3×3 conv with padding) compute what the workloads do', async () => {
+  const once = { warmup: 0, min: 1, max: 1, budgetMs: 0 };
+  for (const [name, kernel, output] of [
+    ['matmul', naiveMatmul(TINY_MICRO.matmul), 'c'],
+    ['convForward', naiveConv3x3(TINY_MICRO), 'y'],
+  ] as const) {
+    const w = microWorkload(name, TINY_MICRO);
+    const reference = interpret(w.graph, w.inputs, 'f64');
+    assert.ok(E.isRight(reference), name);
+    const naive = await benchNaive(kernel, w.inputs, 'cpu', once);
+    assert.ok(worstRelative(naive.output, reference.right[output].data) < 1e-4, `naive ${name} differs from the interpreter`);
+  }
+});
+
+test('bench/gpu-check.sh parses and runs only bundles that npm run gpu:prepare builds', () => {
+  execFileSync('bash', ['-n', 'bench/gpu-check.sh']);
+  const prepare = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts['gpu:prepare'] ?? '';
+  const bundles = new Set([...prepare.matchAll(/(\S+)\.ts\b/g)].map((m) => `${(m[1] ?? '').split('/').pop() ?? ''}.mjs`));
+  const used = [...readFileSync('bench/gpu-check.sh', 'utf8').matchAll(/\$run (\S+\.mjs)/g)].map((m) => m[1]);
+  assert.ok(used.length >= 4, `stages found: ${used.join(', ')}`);
+  for (const b of used) assert.ok(bundles.has(b as string), `gpu-check.sh runs ${b}, which gpu:prepare (${prepare}) does not build`);
 });
 
 test('report: ours ÷ peer is the ratio of medians; failed rows keep their reason in the table', () => {

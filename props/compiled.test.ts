@@ -96,6 +96,39 @@ for (const backend of testedBackends()) {
       const got = (await runCompiled(makeGraph(outputs), bindings, backend)).dw;
       ref.right.dw.data.forEach((want, i) => assert.ok(Math.abs(got[i] - want) <= 1e-5 * magnitude.right.dw.data[i], `per-tap dW[${i}]: compiled ${got[i]} vs ${want}`));
     });
+    // Float indices are exact below 2^24 only: tensors of 2^24 elements and more are read at integer indices
+    // built from their coordinates. Values are multiples of 1/8 (products 1/64) with small sums, so float32
+    // arithmetic is exact in any order and every output must equal the interpreter's bit for bit: a read one
+    // element off shows up as a different value.
+    test('tensors over 2^24 elements: exact reads through elementwise ops, reshape, transpose, slice, sums, dot (register-tiled), strided conv and pooling', async () => {
+      const [D, H, W] = [17, 1024, 1024]; // 17 825 792 elements
+      const x = b.input('x', [D, H, W]);
+      const wDot = b.input('wd', [4, W]);
+      const wConv = b.input('wc', [2, 1, 3, 3]);
+      const rows = b.reshape(x, [D * H, W]);
+      const image = b.reshape(x, [D, 1, H, W]);
+      const outputs: Record<string, Node> = {
+        affine: b.add(b.mul(x, b.scalar(2, x)), b.scalar(1, x)), // large output
+        turned: b.slice(b.permute(x, [0, 2, 1]), [3, 1000, 5], [D, H, 1000], [2, 1, 3]), // transposed reads, then a strided window
+        rowSums: b.sum(x, [2]),
+        columnMax: b.reduceMax(b.reshape(b.permute(x, [2, 0, 1]), [W, D * H]), [1]), // permute then reshape of a large tensor
+        product: b.dot(rows, b.permute(wDot, [1, 0])), // [D·H, 4]: reads A (large) by coordinates
+        outer: b.dot(b.slice(rows, [0, 0], [D * H, 4]), wDot), // a large, register-tiled output, copied out untiled
+        conv: b.conv2d(image, wConv, { stride: [2, 2], padding: [1, 1] }),
+        pooled: b.pool2d(image, 'max', [2, 2], [2, 2], [0, 0]),
+      };
+      const eighths = (n: number, seed: number) => Float32Array.from({ length: n }, (_v, i) => (((i * 7919 + seed) % 17) - 8) / 8);
+      const bindings = { x: eighths(D * H * W, 1), wd: eighths(4 * W, 2), wc: eighths(18, 3) };
+      const ref = interpret(makeGraph(outputs), bindings, 'f32');
+      if (E.isLeft(ref)) throw new Error(ref.left);
+      const got = await runCompiled(makeGraph(outputs), bindings, backend);
+      const reference = ref.right;
+      for (const k of Object.keys(outputs)) {
+        const want: ArrayLike<number> = reference[k].data;
+        assert.equal(got[k].length, want.length, `${k}: length`);
+        for (let i = 0; i < want.length; i++) if (got[k][i] !== want[i]) assert.fail(`${k}[${i}]: compiled ${got[k][i]} vs interpreter ${want[i]}`);
+      }
+    });
     test('kernels dispatched in 2-D and register-tiled (a batched dot, a padded strided conv, row sums, a transpose of a tiled buffer) and their gradients', async () => {
       const rand = prng(7);
       const x = b.input('x', [2, 8, 8, 8]);

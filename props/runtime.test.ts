@@ -52,6 +52,21 @@ const randomFloats = fc.integer({ min: 0, max: 2 ** 31 - 1 }).map((seed) => (len
 const runsFor = (backend: BackendName): number => (backend === 'webgpu' ? 6 : 15);
 
 describe('backend choice', () => {
+  test('CLOVE_TEST_BACKENDS picks the backends these properties run on; an unknown name is an error', () => {
+    const saved = process.env.CLOVE_TEST_BACKENDS;
+    try {
+      delete process.env.CLOVE_TEST_BACKENDS;
+      assert.deepEqual(testedBackends(), ['cpu', 'webasm', 'webgpu']);
+      process.env.CLOVE_TEST_BACKENDS = 'webgpu, cpu';
+      assert.deepEqual(testedBackends(), ['webgpu', 'cpu']);
+      process.env.CLOVE_TEST_BACKENDS = 'webgpu,cuda';
+      assert.throws(() => testedBackends(), /cuda/);
+    } finally {
+      if (saved === undefined) delete process.env.CLOVE_TEST_BACKENDS;
+      else process.env.CLOVE_TEST_BACKENDS = saved;
+    }
+  });
+
   test('an explicitly requested unavailable backend is an error value, never a fallback', () => {
     const backendArb = fc.constantFrom(...BACKEND_ORDER);
     return property(

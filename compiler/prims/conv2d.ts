@@ -1,7 +1,7 @@
 import * as b from '../build.ts';
 import { fail, numel, ok, showShape, type Node } from '../ir.ts';
 import { MAX_KERNEL_INPUTS, TILE } from '../dispatch.ts';
-import type { LowerCtx } from '../lowering.ts';
+import { isLarge, type LowerCtx } from '../lowering.ts';
 import type { Prim } from '../prim.ts';
 
 /** Output length of a convolution/pooling window along one axis. */
@@ -194,9 +194,12 @@ function lowerConv(node: Node<'conv2d'>, idxs: readonly string[], ctx: LowerCtx)
   // A tile spans output channels only: its pixel (n, i, j) is shared, so the reads of x coincide.
   const [[n, , i, j]] = coords;
   const outs = coords.map(([, o]) => ({ o, grp: groups === 1 ? '0.0' : ctx.bind(`Math.floor(${o} / ${O / groups}.0)`), acc: ctx.variable('0.0') }));
+  // The input channel's plane: a base hoisted out of the window loops, or (large x) its channel coordinate.
+  const large = isLarge(x.shape);
+  const xAt = (xc: string, row: string, col: string): string => (large ? ctx.flat([n, xc, row, col], x.shape) : `${xc} + ${row} * ${W}.0 + ${col}`);
   ctx.loop(Cg, (c) => {
     const bases = outs.map(({ o, grp }) => ({
-      xc: ctx.bind(`(${n} * ${C}.0 + ${grp} * ${Cg}.0 + ${c}) * ${H * W}.0`),
+      xc: ctx.bind(large ? `${grp} * ${Cg}.0 + ${c}` : `(${n} * ${C}.0 + ${grp} * ${Cg}.0 + ${c}) * ${H * W}.0`),
       wc: ctx.bind(`(${o} * ${Cg}.0 + ${c}) * ${kh * kw}.0`),
     }));
     ctx.loop(kh, (a) => {
@@ -207,12 +210,12 @@ function lowerConv(node: Node<'conv2d'>, idxs: readonly string[], ctx: LowerCtx)
           const { xc, wc } = bases[t];
           const wv = ctx.input(1, `${wc} + ${a} * ${kw}.0 + ${e}`);
           if (padding[0] === 0 && padding[1] === 0) {
-            ctx.emit(`${acc} += ${ctx.input(0, `${xc} + ${y} * ${W}.0 + ${xx}`)} * ${wv};`);
+            ctx.emit(`${acc} += ${ctx.input(0, xAt(xc, y, xx))} * ${wv};`);
           } else {
             const inside = `${y} >= 0.0 && ${y} < ${H}.0 && ${xx} >= 0.0 && ${xx} < ${W}.0`;
             const cy = `Math.min(Math.max(${y}, 0.0), ${H - 1}.0)`;
             const cx = `Math.min(Math.max(${xx}, 0.0), ${W - 1}.0)`;
-            ctx.emit(`${acc} += (${inside} ? ${ctx.input(0, `${xc} + ${cy} * ${W}.0 + ${cx}`)} : 0.0) * ${wv};`);
+            ctx.emit(`${acc} += (${inside} ? ${ctx.input(0, xAt(xc, cy, cx))} : 0.0) * ${wv};`);
           }
         });
       });

@@ -1,6 +1,6 @@
 import * as b from '../build.ts';
 import { fail, numel, ok, showShape, type Node } from '../ir.ts';
-import type { LowerCtx } from '../lowering.ts';
+import { isLarge, type LowerCtx } from '../lowering.ts';
 import type { Prim } from '../prim.ts';
 
 const swapLast = (r: number): number[] => [...Array(r - 2).keys(), r - 1, r - 2];
@@ -54,16 +54,20 @@ function lowerDot(node: Node<'dot'>, idxs: readonly string[], ctx: LowerCtx): st
   const outs = idxs.map((idx) => {
     const o = ctx.coords(node.shape, idx);
     const batch = ctx.flat(o.slice(0, r - 2), node.shape.slice(0, r - 2));
+    const batchCoords = o.slice(0, r - 2);
+    // Row and column bases are hoisted out of the K loop; large operands are indexed by coordinates instead.
+    const aBase = isLarge(a.shape) ? '' : ctx.bind(`${batch} * ${M * K}.0 + ${o[r - 2]} * ${K}.0`);
+    const cBase = isLarge(c.shape) ? '' : ctx.bind(`${batch} * ${K * N}.0 + ${o[r - 1]}`);
     return {
-      aBase: ctx.bind(`${batch} * ${M * K}.0 + ${o[r - 2]} * ${K}.0`),
-      cBase: ctx.bind(`${batch} * ${K * N}.0 + ${o[r - 1]}`),
+      aAt: (k: string) => (isLarge(a.shape) ? ctx.flat([...batchCoords, o[r - 2], k], a.shape) : `${aBase} + ${k}`),
+      cAt: (k: string) => (isLarge(c.shape) ? ctx.flat([...batchCoords, k, o[r - 1]], c.shape) : `${cBase} + ${k} * ${N}.0`),
       acc: ctx.variable('0.0'),
     };
   });
   ctx.accumulate(
     K,
     outs.map((o) => o.acc),
-    (k) => outs.map(({ aBase, cBase }) => ctx.bind(`${ctx.input(0, `${aBase} + ${k}`)} * ${ctx.input(1, `${cBase} + ${k} * ${N}.0`)}`)),
+    (k) => outs.map(({ aAt, cAt }) => ctx.bind(`${ctx.input(0, aAt(k))} * ${ctx.input(1, cAt(k))}`)),
     (x, y) => `${x} + ${y}`,
   );
   return outs.map((o) => o.acc);
