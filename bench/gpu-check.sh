@@ -10,7 +10,7 @@
 #   3. micro-benchmarks: ours on webgpu, the naive gpu.js kernels, tfjs-webgpu (same Dawn, same run)
 #   4. the W1 training step: ours on webgpu vs tfjs-webgpu (losses compared step by step)
 #   5. pretraining (cpu-small preset, DeadLeaves) on webgpu: steps/s, loss, checkpoint and pictures
-#   6. a ResNet-18 at 96 px (r18-96 preset) on webgpu: compile (2 846 kernels) and the first steps
+#   6. the paper's ResNet-50 at 224 px (r50-224 preset, plan peak 33.7 GiB) on webgpu: compile and two steps
 # QUICK=1 shrinks every stage (tiny bench sizes, fewer runs and steps): a rehearsal on a software adapter
 # (VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.json), not a measurement.
 set -u
@@ -34,12 +34,12 @@ export CLOVE_TEST_BACKENDS=webgpu XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 if [[ $quick == 1 ]]; then
   runs=20 tiny=--tiny budget=2 pretrain=(--preset tiny) big=(--preset tiny --steps 2)
 else
-  runs=300 tiny= budget=8 pretrain=(--steps 150) big=(--preset r18-96 --steps 5 --optim.warmupSteps 1)
+  runs=300 tiny= budget=8 pretrain=(--steps 150) big=(--preset r50-224 --steps 2 --optim.warmupSteps 1 --data.poolSize 256)
 fi
-CLOVE_PROP_RUNS=$runs stage props-compiled 120 $run compiled.test.mjs
+CLOVE_PROP_RUNS=$runs stage props-compiled 100 $run compiled.test.mjs
 CLOVE_PROP_RUNS=$runs stage props-runtime 45 $run runtime.test.mjs
-stage bench-micro 100 $run main.mjs micro --backend webgpu --peers webgpu $tiny --budget-s "$budget" --json --out "$out/micro.json" --md "$out/micro.md"
-stage bench-step 100 $run main.mjs step --backend webgpu --peers webgpu $tiny --budget-s $((budget * 3)) --json --out "$out/step.json" --md "$out/step.md"
+stage bench-micro 90 $run main.mjs micro --backend webgpu --peers webgpu $tiny --budget-s "$budget" --json --out "$out/micro.json" --md "$out/micro.md"
+stage bench-step 90 $run main.mjs step --backend webgpu --peers webgpu $tiny --budget-s $((budget * 3)) --json --out "$out/step.json" --md "$out/step.md"
 stage pretrain 90 $run cli.mjs pretrain --backend webgpu "${pretrain[@]}" --out "$out/pretrain"
-stage pretrain-r18 60 $run cli.mjs pretrain --backend webgpu "${big[@]}" --out "$out/pretrain-r18"
-for f in pretrain pretrain-r18; do echo "== $f"; grep -v '^Warning' "$out/$f.log" | tail -n 4; done | tee -a "$out/summary.txt"
+stage pretrain-r50 120 $run cli.mjs pretrain --backend webgpu "${big[@]}" --out "$out/pretrain-r50"
+for f in pretrain pretrain-r50; do echo "== $f"; grep -v '^Warning' "$out/$f.log" | tail -n 4; done | tee -a "$out/summary.txt"

@@ -91,6 +91,17 @@ export async function setupTfjs(backend: TfjsBackend): Promise<{ ok: true; setup
 }
 
 /**
+ * Ends the tfjs WebGPU backend and destroys its GPUDevice: a live Dawn device keeps Node's event loop busy, so a
+ * process that used tfjs-webgpu (a test file) would never exit. The backend cannot be set again afterwards.
+ */
+export function closeTfjsWebGpu(setup: TfjsSetup): void {
+  if (setup.backend !== 'webgpu') return;
+  const device: unknown = Reflect.get(setup.tf.findBackend('webgpu'), 'device');
+  setup.tf.removeBackend('webgpu');
+  if (typeof device === 'object' && device !== null) (device as { destroy(): void }).destroy();
+}
+
+/**
  * tfjs-backend-wasm 4.22 has Conv2D and Conv2DBackpropInput but no Conv2DBackpropFilter, so any gradient through
  * conv2d fails there. tf.registerKernel lets us add one built from kernels wasm has (tfjs_bench.js's
  * 'composite'): dW[ky,kx,ci,co] = Σ_{n,y,x} Xpad[n, s·y+ky, s·x+kx, ci] · dY[n,y,x,co], which is one dilated

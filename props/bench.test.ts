@@ -14,7 +14,7 @@ import { MICRO_SIZES, W1_SHAPE, graphFlops, microFlops, w1Flops, w1GridSide, w1S
 import { TINY_MICRO, TINY_W1, parseArgs } from '../bench/main.ts';
 import { markdown, ratio, type BenchReport, type Row } from '../bench/report.ts';
 import { iterationsFor, median } from '../bench/timing.ts';
-import { makeTfjsW1, setupTfjs, type TfjsBackend } from '../bench/tfjs.ts';
+import { closeTfjsWebGpu, makeTfjsW1, setupTfjs, type TfjsBackend } from '../bench/tfjs.ts';
 import { benchNaive, naiveConv3x3, naiveMatmul } from '../bench/ours.ts';
 import { probeBackends } from '../compiler/runtime/backend.ts';
 import { MICRO_NAMES, microWorkload } from '../bench/workloads.ts';
@@ -193,6 +193,7 @@ test('tiny W1: a compiled cpu step equals the interpreter; two steps match tfjs-
       assert.notEqual(ours[0], ours[1], 'the step changed the student');
     } finally {
       peer.dispose();
+      closeTfjsWebGpu(setup.setup);
     }
   }
 });

@@ -137,11 +137,19 @@ describe('memory plan', () => {
     );
   });
 
-  test('a tensor too large for exact float indices fails at plan time, naming it', () => {
-    const big = T.withScope('encoder.layer1', () => T.exp(T.input('x', [4096, 4097])));
-    const p = plan(makeGraph({ big }));
-    assert.ok(E.isLeft(p));
-    assert.match(p.left, /encoder\.layer1: exp \[4096,4097\]/);
+  test('tensors past exact indices fail at plan time, naming them; 2^24 elements and more plan with a 2-D dispatch', () => {
+    // an axis of 2^24 (coordinates are floats) and a kernel whose threads cannot be laid out in 2-D within
+    // WebGPU's dispatch limits (a flat thread.x would pass 2^24)
+    const axis = T.withScope('encoder.layer1', () => T.exp(T.input('x', [2 ** 24])));
+    const wide = T.withScope('head', () => T.exp(T.input('y', [3, 5_592_406])));
+    for (const [graph, name] of [[{ axis }, /encoder\.layer1: exp \[16777216\]/], [{ wide }, /head: exp \[3,5592406\]/]] as const) {
+      const p = plan(makeGraph(graph));
+      assert.ok(E.isLeft(p));
+      assert.match(p.left, name);
+    }
+    const large = plan(makeGraph({ large: T.exp(T.input('x', [4096, 4097])) }));
+    assert.ok(E.isRight(large), E.isLeft(large) ? large.left : '');
+    assert.deepEqual(dispatchOf([4096, 4097]).output, [4097, 4096]);
   });
 });
 

@@ -194,21 +194,23 @@ function lowerConv(node: Node<'conv2d'>, idxs: readonly string[], ctx: LowerCtx)
   // A tile spans output channels only: its pixel (n, i, j) is shared, so the reads of x coincide.
   const [[n, , i, j]] = coords;
   const outs = coords.map(([, o]) => ({ o, grp: groups === 1 ? '0.0' : ctx.bind(`Math.floor(${o} / ${O / groups}.0)`), acc: ctx.variable('0.0') }));
-  // The input channel's plane: a base hoisted out of the window loops, or (large x) its channel coordinate.
-  const large = isLarge(x.shape);
-  const xAt = (xc: string, row: string, col: string): string => (large ? ctx.flat([n, xc, row, col], x.shape) : `${xc} + ${row} * ${W}.0 + ${col}`);
+  // Each operand's plane: a base hoisted out of the window loops, or for a large operand (an activation, or the
+  // cotangent when this conv is a weight gradient) its coordinates.
+  const [largeX, largeW] = [isLarge(x.shape), isLarge(w.shape)];
+  const xAt = (xc: string, row: string, col: string): string => (largeX ? ctx.flat([n, xc, row, col], x.shape) : `${xc} + ${row} * ${W}.0 + ${col}`);
+  const wAt = (o: string, wc: string, a: string, e: string): string => (largeW ? ctx.flat([o, wc, a, e], w.shape) : `${wc} + ${a} * ${kw}.0 + ${e}`);
   ctx.loop(Cg, (c) => {
     const bases = outs.map(({ o, grp }) => ({
-      xc: ctx.bind(large ? `${grp} * ${Cg}.0 + ${c}` : `(${n} * ${C}.0 + ${grp} * ${Cg}.0 + ${c}) * ${H * W}.0`),
-      wc: ctx.bind(`(${o} * ${Cg}.0 + ${c}) * ${kh * kw}.0`),
+      xc: ctx.bind(largeX ? `${grp} * ${Cg}.0 + ${c}` : `(${n} * ${C}.0 + ${grp} * ${Cg}.0 + ${c}) * ${H * W}.0`),
+      wc: largeW ? c : ctx.bind(`(${o} * ${Cg}.0 + ${c}) * ${kh * kw}.0`),
     }));
     ctx.loop(kh, (a) => {
       const y = ctx.bind(`${i} * ${stride[0]}.0 + ${a} * ${dilation[0]}.0 - ${padding[0]}.0`);
       ctx.loop(kw, (e) => {
         const xx = ctx.bind(`${j} * ${stride[1]}.0 + ${e} * ${dilation[1]}.0 - ${padding[1]}.0`);
-        outs.forEach(({ acc }, t) => {
+        outs.forEach(({ o, acc }, t) => {
           const { xc, wc } = bases[t];
-          const wv = ctx.input(1, `${wc} + ${a} * ${kw}.0 + ${e}`);
+          const wv = ctx.input(1, wAt(o, wc, a, e));
           if (padding[0] === 0 && padding[1] === 0) {
             ctx.emit(`${acc} += ${ctx.input(0, xAt(xc, y, xx))} * ${wv};`);
           } else {
