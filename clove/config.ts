@@ -379,9 +379,9 @@ const r18x96: Config = {
   // A 3×3 teacher grid has 9 cells, fewer than the official k = 10 (which would zero every image's loss); each
   // row also loses its 1–2 matched cells, so k = 5 keeps 4 hard negatives per row.
   loss: { ...officialLoss, k: 5 },
-  // Batch 48 is the largest whose tensors stay below 2^24 elements, the limit of exact float index arithmetic in
-  // the generated kernels (`clove pretrain --preset r18-96 --plan` at 256 lists 137 such tensors); 200k steps keep
-  // ~100 epochs of STL-10's 100k unlabeled images, with the same 5% warm-up.
+  // Batch 48 keeps the step's memory plan at 1.6 GiB, within reach of a CPU machine; on a GPU,
+  // `--optim.batchSize 256` plans at 7.5 GiB. 200k steps at 48 keep ~100 epochs of STL-10's 100k unlabeled
+  // images, with the same 5% warm-up.
   optim: { ...larsDefaults, warmupSteps: 10_000, steps: 200_000, batchSize: 48 },
   ema: { base: 0.99 },
   run: { outDir: 'runs/r18-96', backend: 'auto', logEvery: 50, metricsEvery: 200, checkpointEvery: 2000, picturesEvery: 1000 },
