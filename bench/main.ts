@@ -170,13 +170,13 @@ async function runMicro(o: BenchOptions, log: (line: string) => void): Promise<{
       try {
         const r = await benchGraph(w.graph, w.inputs, backend, policy, log);
         rows.push({ ...base, system: 'ours', backend, status: 'ok', timing: r.timing, firstRunMs: r.firstRunMs, compileMs: r.compileMs, kernels: r.kernels, builtKernels: r.builtKernels, peakBytes: r.peakBytes, notes: [] });
-        const naive = name === 'matmul' ? { kernel: naiveMatmul(m.matmul), output: r.outputs.c } : name === 'convForward' ? { kernel: naiveConv3x3(m), output: r.outputs.y } : null;
-        if (naive !== null) {
+        const reference = name === 'matmul' ? { kernel: naiveMatmul(m.matmul), ours: r.outputs.c } : name === 'convForward' ? { kernel: naiveConv3x3(m), ours: r.outputs.y } : null;
+        if (reference !== null) {
           log(`${title}: naive gpu.js kernel on ${backend} …`);
-          const n = await benchNaive(naive.kernel, w.inputs, backend, policy);
+          const naive = await benchNaive(reference.kernel, w.inputs, backend, policy);
           let worst = 0;
-          for (let i = 0; i < naive.output.length; i++) worst = Math.max(worst, Math.abs(naive.output[i] - n.output[i]));
-          rows.push({ ...base, system: 'gpu.js naive', backend, status: 'ok', timing: n.timing, firstRunMs: n.firstRunMs, notes: [`max |ours − naive| = ${worst.toExponential(1)}`] });
+          for (let i = 0; i < reference.ours.length; i++) worst = Math.max(worst, Math.abs(reference.ours[i] - naive.output[i]));
+          rows.push({ ...base, system: 'gpu.js naive', backend, status: 'ok', timing: naive.timing, firstRunMs: naive.firstRunMs, notes: [`max |ours − naive| = ${worst.toExponential(1)}`] });
         }
       } catch (error) {
         rows.push({ ...base, system: 'ours', backend, status: 'failed', reason: message(error), notes: [] });

@@ -53,9 +53,9 @@ function lowerDot(node: Node<'dot'>, idxs: readonly string[], ctx: LowerCtx): st
   const [M, K, N] = [a.shape[r - 2], a.shape[r - 1], c.shape[r - 1]];
   const outs = idxs.map((idx) => {
     const o = ctx.coords(node.shape, idx);
-    const batch = ctx.flat(o.slice(0, r - 2), node.shape.slice(0, r - 2));
     const batchCoords = o.slice(0, r - 2);
     // Row and column bases are hoisted out of the K loop; large operands are indexed by coordinates instead.
+    const batch = isLarge(a.shape) && isLarge(c.shape) ? '' : ctx.flat(batchCoords, node.shape.slice(0, r - 2));
     const aBase = isLarge(a.shape) ? '' : ctx.bind(`${batch} * ${M * K}.0 + ${o[r - 2]} * ${K}.0`);
     const cBase = isLarge(c.shape) ? '' : ctx.bind(`${batch} * ${K * N}.0 + ${o[r - 1]}`);
     return {
