@@ -6,7 +6,7 @@
 // coordinates (`(c | 0) * stride + …`, which gpu.js types as an integer on every backend).
 import { kernelDispatch, quadShape, TILE } from './dispatch.ts';
 import { numel, stridesOf, type Node, type Shape } from './ir.ts';
-import { isLarge, type LowerCtx } from './lowering.ts';
+import { FLOAT_EXACT, type LowerCtx } from './lowering.ts';
 import type { PrimName } from './params.ts';
 import type { TileRule } from './prim.ts';
 import { registry } from './registry.ts';
@@ -32,9 +32,13 @@ class KernelWriter {
   private readonly argOf: Map<number, string>;
   private readonly argTile: Map<number, number>;
 
-  constructor(args: readonly Node[], argTiles: readonly (number | null)[]) {
+  constructor(args: readonly Node[], argTiles: readonly (number | null)[], private readonly symbolicFrom: number) {
     this.argOf = new Map(args.map((a, k) => [a.id, `a${k}`]));
     this.argTile = new Map(args.flatMap((a, k) => (argTiles[k] === null ? [] : [[a.id, argTiles[k] as number]])));
+  }
+  /** Whether flat indices into `shape` stay symbolic (see `LowerCtx.large`). */
+  large(shape: Shape): boolean {
+    return numel(shape) >= this.symbolicFrom;
   }
 
   private fresh(prefix: string): string {
@@ -108,15 +112,18 @@ class KernelWriter {
   /** Seed the coordinates of `idx` in `shape` (known by construction, e.g. from the thread ids). */
   knowCoords(shape: Shape, idx: string, coords: readonly string[]): void {
     this.memoSet(`c${JSON.stringify(shape)}@${idx}`, coords.join('|'));
-    if (isLarge(shape)) this.memoSet(`k@${idx}`, JSON.stringify({ shape, coords }));
+    if (this.large(shape)) this.memoSet(`k@${idx}`, JSON.stringify({ shape, coords }));
   }
   coords(shape: Shape, rawIdx: string): string[] {
-    // Bind first: callers pass compound index expressions, and `/` and `%` bind tighter than `+`.
-    const idx = isLarge(shape) ? rawIdx : this.bind(rawIdx);
+    // A symbolic index has known coordinates; any other is a float expression, bound first: callers pass compound
+    // index expressions, and `/` and `%` bind tighter than `+`.
+    const symbolic = this.memoGet(`k@${rawIdx}`) !== undefined;
+    const idx = symbolic ? rawIdx : this.bind(rawIdx);
     const key = `c${JSON.stringify(shape)}@${idx}`;
     const hit = this.memoGet(key);
-    if (hit !== undefined) return hit.split('|');
-    const cs = isLarge(shape) ? this.regroup(shape, idx) : this.decompose(shape, idx);
+    if (hit !== undefined) return hit === '' ? [] : hit.split('|');
+    if (!symbolic && numel(shape) >= FLOAT_EXACT) throw new Error(`codegen: index '${idx}' into a tensor of ${numel(shape)} elements [${shape.join(', ')}] is not symbolic (a rule built it by float arithmetic, inexact from 2^24 on)`);
+    const cs = symbolic ? this.regroup(shape, idx) : this.decompose(shape, idx);
     this.memoSet(key, cs.join('|'));
     return cs;
   }
@@ -135,9 +142,7 @@ class KernelWriter {
    * index, below 2^24, is recomposed and decomposed exactly.
    */
   private regroup(shape: Shape, idx: string): string[] {
-    const known = this.memoGet(`k@${idx}`);
-    if (known === undefined) throw new Error(`codegen: index '${idx}' into a tensor of ${numel(shape)} elements [${shape.join(', ')}] is not symbolic (a rule built it by float arithmetic, inexact from 2^24 on)`);
-    const from = JSON.parse(known) as { shape: number[]; coords: string[] };
+    const from = JSON.parse(this.memoGet(`k@${idx}`) as string) as { shape: number[]; coords: string[] };
     if (numel(from.shape) !== numel(shape)) throw new Error(`codegen: index '${idx}' of [${from.shape.join(', ')}] read as [${shape.join(', ')}]`);
     const out: string[] = new Array<string>(shape.length);
     let i = from.shape.length;
@@ -167,7 +172,7 @@ class KernelWriter {
     return terms.length === 0 ? '0.0' : this.bind(terms.join(' + '));
   }
   flat(coords: readonly string[], shape: Shape): string {
-    if (!isLarge(shape)) return this.flatFloat(coords, shape);
+    if (!this.large(shape)) return this.flatFloat(coords, shape);
     // A symbolic index: a name that is never declared, so any arithmetic on it fails to compile instead of
     // silently rounding; reads resolve it through its coordinates.
     const token = this.fresh('flat');
@@ -202,7 +207,7 @@ class KernelWriter {
    */
   private bufferIndex(n: Node, idx: string): string {
     const axis = this.argTile.get(n.id);
-    const large = isLarge(n.shape);
+    const large = this.large(n.shape);
     if (axis === undefined) return large ? this.flatInteger(this.coords(n.shape, idx), n.shape) : idx;
     const c = this.coords(n.shape, idx);
     const quadCoords = c.map((v, k) => (k === axis ? this.bind(`Math.floor(${v} / ${TILE}.0)`) : v));
@@ -220,6 +225,7 @@ class KernelWriter {
       accumulate: (c, a, b, f) => this.accumulate(c, a, b, f),
       coords: (s, i) => this.coords(s, i),
       flat: (c, s) => this.flat(c, s),
+      large: (s) => this.large(s),
     };
   }
 
@@ -239,16 +245,21 @@ class KernelWriter {
   }
 }
 
-/** The gpu.js source of one kernel, `function (a0, …) { … return value; }`, for its `kernelDispatch`. */
-export function kernelSource(plan: KernelPlan): string {
-  const w = new KernelWriter(plan.args, plan.argTiles);
+/**
+ * The gpu.js source of one kernel, `function (a0, …) { … return value; }`, for its `kernelDispatch`. Tensors of
+ * `symbolicFrom` elements or more are indexed symbolically (`LowerCtx.large`): 2^24 for exact indices; tests
+ * lower it to run every lowering rule through that path on small tensors.
+ */
+export function kernelSource(plan: KernelPlan, symbolicFrom = FLOAT_EXACT): string {
+  const w = new KernelWriter(plan.args, plan.argTiles, symbolicFrom);
   const shape = plan.root.shape;
   const threadShape = plan.tile === null ? shape : quadShape(shape, plan.tile);
   const { output, split } = kernelDispatch(shape, plan.tile);
   const params = plan.args.map((_a, k) => `a${k}`).join(', ');
-  let threadCoords: string[] = [];
+  let threadCoords: string[];
   if (output.length === 1) {
     w.emit('const i = this.thread.x;');
+    threadCoords = w.large(shape) ? w.decompose(threadShape, 'i') : [];
   } else {
     // Coordinates come from the thread ids directly, so those of the leading axes stay independent of
     // thread.x (gpu.js's SIMD analysis taints anything computed from it).
@@ -258,7 +269,7 @@ export function kernelSource(plan: KernelPlan): string {
   }
   if (plan.tile === null) {
     let idx = 'i';
-    if (isLarge(shape)) idx = w.flat(threadCoords, shape);
+    if (w.large(shape)) idx = w.flat(threadCoords, shape);
     else if (output.length === 2) {
       w.emit(`const i = ty * ${output[0]}.0 + tx;`);
       w.knowCoords(shape, 'i', threadCoords);
@@ -282,7 +293,7 @@ export function kernelSource(plan: KernelPlan): string {
  * with op, params, shape, dtype and operands as local indices or buffer arguments. Equal signatures generate
  * equal sources, so this keys the on-disk source cache.
  */
-export function kernelSignature(plan: KernelPlan): string {
+export function kernelSignature(plan: KernelPlan, symbolicFrom = FLOAT_EXACT): string {
   const layout = (tile: number | null): string => (tile === null ? '' : `~tile${tile}`);
   const local = new Map<number, string>(plan.args.map((a, k) => [a.id, `a${k}:${JSON.stringify(a.shape)}${layout(plan.argTiles[k])}`]));
   const nodes = [...plan.inlined, plan.root].sort((x, y) => x.id - y.id);
@@ -292,5 +303,5 @@ export function kernelSignature(plan: KernelPlan): string {
     local.set(n.id, ref);
     return desc;
   });
-  return `v${CODEGEN_VERSION}:${parts.join(';')}${layout(plan.tile)}`;
+  return `v${CODEGEN_VERSION}:${parts.join(';')}${layout(plan.tile)}${symbolicFrom === FLOAT_EXACT ? '' : `~symbolic${symbolicFrom}`}`;
 }

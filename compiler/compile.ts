@@ -33,11 +33,16 @@ export interface PlanOptions {
   readonly allowOversize?: boolean;
   /** Generated sources on disk, keyed by kernel structure, so that a second process skips code generation. */
   readonly sourceCache?: SourceCache;
+  /**
+   * Index tensors of at least this many elements symbolically (integer reads from coordinates). The default,
+   * 2^24, is where float indices stop being exact; tests lower it to put every lowering rule through that path.
+   */
+  readonly symbolicIndexFrom?: number;
 }
 
 /** Typecheck, optimize, fuse, schedule, generate sources and plan memory. Pure apart from the optional source cache. */
 export function plan(graph: Graph, limits: { maxBufferBytes: number } = { maxBufferBytes: 2 ** 31 }, options: PlanOptions = {}): E.Either<string, ProgramPlan> {
-  const { sourceCache } = options;
+  const { sourceCache, symbolicIndexFrom } = options;
   const checked = typecheck(graph);
   if (E.isLeft(checked)) return E.left(`the graph does not typecheck:\n${formatShapeErrors(checked.left)}`);
   // An output that is (or simplifies to) a bound leaf gets its own copy, so the caller never receives its own
@@ -62,7 +67,8 @@ export function plan(graph: Graph, limits: { maxBufferBytes: number } = { maxBuf
   }
   const sources: string[] = [];
   for (const k of kernels) {
-    const cached = sourceCache === undefined ? E.right({ source: kernelSource(k) }) : sourceCache.getOrGenerate(kernelSignature(k), () => kernelSource(k));
+    const generate = () => kernelSource(k, symbolicIndexFrom);
+    const cached = sourceCache === undefined ? E.right({ source: generate() }) : sourceCache.getOrGenerate(kernelSignature(k, symbolicIndexFrom), generate);
     if (E.isLeft(cached)) return cached;
     sources.push(cached.right.source);
   }
@@ -77,6 +83,8 @@ export interface CompileOptions {
   readonly sourceCacheDir?: string;
   /** Print the backend choice and why others were skipped (default: silent). */
   readonly log?: (line: string) => void;
+  /** See `PlanOptions.symbolicIndexFrom` (a testing knob). */
+  readonly symbolicIndexFrom?: number;
 }
 
 export type RunInputs = Readonly<Record<string, DeviceHandle | Float32Array>>;
@@ -105,7 +113,7 @@ export async function compile(graph: Graph, options: CompileOptions = {}): Promi
   if (E.isLeft(opened)) return E.left(devErr(opened.left));
   const device = opened.right;
   const cache = options.sourceCacheDir === undefined ? undefined : new SourceCache(options.sourceCacheDir);
-  const planned = plan(graph, device.limits(), { sourceCache: cache });
+  const planned = plan(graph, device.limits(), { sourceCache: cache, ...(options.symbolicIndexFrom === undefined ? {} : { symbolicIndexFrom: options.symbolicIndexFrom }) });
   if (cache !== undefined) {
     const st = cache.stats();
     options.log?.(`kernel sources: ${st.hits} from the cache in ${options.sourceCacheDir}, ${st.misses} generated`);

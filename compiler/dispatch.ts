@@ -1,7 +1,7 @@
 // How the threads of a kernel cover its output, and the register-tiled buffer layout. Pure functions of
 // shapes, shared by the scheduler (which decides tiling), the code generator and the runtime launch.
 import { numel, type Shape } from './ir.ts';
-import { FLOAT_EXACT, isLarge } from './lowering.ts';
+import { FLOAT_EXACT } from './lowering.ts';
 
 /** Array inputs one kernel may read: WebGPU gives gpu.js 8 storage buffers per stage, one is the output (DESIGN: ≤ 6). */
 export const MAX_KERNEL_INPUTS = 6;
@@ -35,7 +35,7 @@ export function dispatchOf(shape: Shape): Dispatch {
     if (x % 8 === 0 && (total / x) % 8 === 0 && fits(x, total / x)) return { output: [x, total / x], split };
   }
   // A large output needs 2-D: a flat thread.x would pass 2^24, past exact float coordinates.
-  if (isLarge(shape)) {
+  if (total >= FLOAT_EXACT) {
     x = 1;
     for (let split = shape.length - 1; split >= 1; split--) {
       x *= shape[split];

@@ -3,17 +3,10 @@
 // Values and coordinates are floats in generated code, exact below 2^24. A flat index into a tensor of 2^24 or
 // more elements is not: for such a *large* tensor, `flat` returns a symbolic index that stands for its
 // coordinates, and the code generator reads buffers at an integer index built from those coordinates.
-import { numel, type Shape } from './ir.ts';
+import type { Shape } from './ir.ts';
 
 /** Float arithmetic represents every integer below this exactly (f32 has a 24-bit significand). */
 export const FLOAT_EXACT = 2 ** 24;
-
-/**
- * Whether flat indices into `shape` must stay symbolic (see the header). A rule that builds an input index by
- * arithmetic on flat indices (a base plus an offset, hoisted out of its loops) must build it through
- * `ctx.flat(coords, shape)` instead when the input is large.
- */
-export const isLarge = (shape: Shape): boolean => numel(shape) >= FLOAT_EXACT;
 
 export interface LowerCtx {
   /** Expression of the node's k-th input evaluated at flat index `idx` (inlined or read from a buffer). */
@@ -36,6 +29,12 @@ export interface LowerCtx {
   coords(shape: Shape, idx: string): string[];
   /** Row-major flat index of `coords` in `shape` (symbolic when `shape` is large: use it only as an index). */
   flat(coords: readonly string[], shape: Shape): string;
+  /**
+   * Whether flat indices into `shape` are symbolic (a tensor of 2^24 elements or more; see the header). A rule
+   * that builds an input index by arithmetic on flat indices (a base plus an offset, hoisted out of its loops)
+   * must build it through `flat(coords, shape)` instead when the input is large.
+   */
+  large(shape: Shape): boolean;
 }
 
 /** A float literal gpu.js types as a float on every backend (always has a '.' or an exponent). */

@@ -52,31 +52,35 @@ for (const backend of testedBackends()) {
   const probe = probes.find((p) => p.backend === backend);
   const skip = probe === undefined || !probe.available ? `${backend} unavailable: ${probe !== undefined && !probe.available ? probe.reason : 'not probed'}` : false;
   describe(`compiled on ${backend} equals the interpreter`, { skip }, () => {
-    for (const name of Object.keys(generators) as PrimName[]) {
-      if (name === 'param' || name === 'input') continue;
-      const gen = generators[name] as fc.Arbitrary<Case<PrimName>>;
-      test(`${name} and its gradient`, async () => {
-        await property(
-          fc.asyncProperty(gen, fc.integer({ min: 1, max: 2 ** 31 - 1 }), async (c, seed) => {
-            const { node, leaves } = buildCase(c);
-            const rand = prng(seed);
-            const bindings: Record<string, Float32Array> = {};
-            c.operands.forEach((o, i) => (bindings[`x${i}`] = Float32Array.from(drawValues(o, rand))));
-            const outputs: Record<string, Node> = { y: node };
-            const f32Leaves = leaves.filter((l) => l.dtype === 'f32');
-            if (node.dtype === 'f32' && f32Leaves.length > 0) {
-              const w = b.input('w', node.shape);
-              bindings.w = Float32Array.from(drawValues({ shape: node.shape, dtype: 'f32', values: 'smooth' }, rand));
-              vjp(b.sum(b.mul(node, w), node.shape.map((_d, i) => i)), f32Leaves).forEach((g, i) => (outputs[`g${i}`] = g));
-            }
-            const ref = interpret(makeGraph(outputs), bindings, 'f32');
-            if (E.isLeft(ref)) throw new Error(ref.left);
-            const got = await runCompiled(makeGraph(outputs), bindings, backend);
-            for (const k of Object.keys(outputs)) close(got[k], ref.right[k].data, `${name}.${k} (${JSON.stringify(c)})`);
-          }),
-          backend === 'webgpu' ? 6 : 10,
-        );
-      });
+    // Each primitive and its gradient; then again with every tensor indexed symbolically (the path of tensors of
+    // 2^24 elements and more: integer reads from coordinates, reshapes regrouped), on small tensors.
+    for (const [symbolicIndexFrom, label] of [[undefined, ''], [1, ', every tensor indexed symbolically']] as const) {
+      for (const name of Object.keys(generators) as PrimName[]) {
+        if (name === 'param' || name === 'input') continue;
+        const gen = generators[name] as fc.Arbitrary<Case<PrimName>>;
+        test(`${name} and its gradient${label}`, async () => {
+          await property(
+            fc.asyncProperty(gen, fc.integer({ min: 1, max: 2 ** 31 - 1 }), async (c, seed) => {
+              const { node, leaves } = buildCase(c);
+              const rand = prng(seed);
+              const bindings: Record<string, Float32Array> = {};
+              c.operands.forEach((o, i) => (bindings[`x${i}`] = Float32Array.from(drawValues(o, rand))));
+              const outputs: Record<string, Node> = { y: node };
+              const f32Leaves = leaves.filter((l) => l.dtype === 'f32');
+              if (node.dtype === 'f32' && f32Leaves.length > 0) {
+                const w = b.input('w', node.shape);
+                bindings.w = Float32Array.from(drawValues({ shape: node.shape, dtype: 'f32', values: 'smooth' }, rand));
+                vjp(b.sum(b.mul(node, w), node.shape.map((_d, i) => i)), f32Leaves).forEach((g, i) => (outputs[`g${i}`] = g));
+              }
+              const ref = interpret(makeGraph(outputs), bindings, 'f32');
+              if (E.isLeft(ref)) throw new Error(ref.left);
+              const got = await runCompiled(makeGraph(outputs), bindings, backend, symbolicIndexFrom);
+              for (const k of Object.keys(outputs)) close(got[k], ref.right[k].data, `${name}.${k} (${JSON.stringify(c)})`);
+            }),
+            (backend === 'webgpu' ? 6 : 10) / (symbolicIndexFrom === undefined ? 1 : 2),
+          );
+        });
+      }
     }
     test('the per-tap conv weight gradient (strided, padded, 2 groups, split batch) equals the interpreter', async () => {
       const rand = prng(11);

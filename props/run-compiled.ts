@@ -6,8 +6,8 @@ import { compile } from '../compiler/compile.ts';
 import type { Graph } from '../compiler/ir.ts';
 import type { BackendName } from '../compiler/runtime/errors.ts';
 
-export async function runCompiled(graph: Graph, inputs: Readonly<Record<string, Float32Array>>, backend: BackendName = 'cpu'): Promise<Record<string, Float32Array>> {
-  const exe = await compile(graph, { backend });
+export async function runCompiled(graph: Graph, inputs: Readonly<Record<string, Float32Array>>, backend: BackendName = 'cpu', symbolicIndexFrom?: number): Promise<Record<string, Float32Array>> {
+  const exe = await compile(graph, { backend, ...(symbolicIndexFrom === undefined ? {} : { symbolicIndexFrom }) });
   if (E.isLeft(exe)) throw new Error(exe.left);
   try {
     const out = await exe.right.run(inputs);

@@ -1,7 +1,7 @@
 import * as b from '../build.ts';
 import { fail, numel, ok, showShape, type Node } from '../ir.ts';
 import { MAX_KERNEL_INPUTS, TILE } from '../dispatch.ts';
-import { isLarge, type LowerCtx } from '../lowering.ts';
+import type { LowerCtx } from '../lowering.ts';
 import type { Prim } from '../prim.ts';
 
 /** Output length of a convolution/pooling window along one axis. */
@@ -196,7 +196,7 @@ function lowerConv(node: Node<'conv2d'>, idxs: readonly string[], ctx: LowerCtx)
   const outs = coords.map(([, o]) => ({ o, grp: groups === 1 ? '0.0' : ctx.bind(`Math.floor(${o} / ${O / groups}.0)`), acc: ctx.variable('0.0') }));
   // Each operand's plane: a base hoisted out of the window loops, or for a large operand (an activation, or the
   // cotangent when this conv is a weight gradient) its coordinates.
-  const [largeX, largeW] = [isLarge(x.shape), isLarge(w.shape)];
+  const [largeX, largeW] = [ctx.large(x.shape), ctx.large(w.shape)];
   const xAt = (xc: string, row: string, col: string): string => (largeX ? ctx.flat([n, xc, row, col], x.shape) : `${xc} + ${row} * ${W}.0 + ${col}`);
   const wAt = (o: string, wc: string, a: string, e: string): string => (largeW ? ctx.flat([o, wc, a, e], w.shape) : `${wc} + ${a} * ${kw}.0 + ${e}`);
   ctx.loop(Cg, (c) => {

@@ -1,6 +1,6 @@
 import * as b from '../build.ts';
 import { fail, numel, ok, showShape, type Node } from '../ir.ts';
-import { isLarge, type LowerCtx } from '../lowering.ts';
+import type { LowerCtx } from '../lowering.ts';
 import type { Prim } from '../prim.ts';
 
 const swapLast = (r: number): number[] => [...Array(r - 2).keys(), r - 1, r - 2];
@@ -55,12 +55,12 @@ function lowerDot(node: Node<'dot'>, idxs: readonly string[], ctx: LowerCtx): st
     const o = ctx.coords(node.shape, idx);
     const batchCoords = o.slice(0, r - 2);
     // Row and column bases are hoisted out of the K loop; large operands are indexed by coordinates instead.
-    const batch = isLarge(a.shape) && isLarge(c.shape) ? '' : ctx.flat(batchCoords, node.shape.slice(0, r - 2));
-    const aBase = isLarge(a.shape) ? '' : ctx.bind(`${batch} * ${M * K}.0 + ${o[r - 2]} * ${K}.0`);
-    const cBase = isLarge(c.shape) ? '' : ctx.bind(`${batch} * ${K * N}.0 + ${o[r - 1]}`);
+    const batch = ctx.large(a.shape) && ctx.large(c.shape) ? '' : ctx.flat(batchCoords, node.shape.slice(0, r - 2));
+    const aBase = ctx.large(a.shape) ? '' : ctx.bind(`${batch} * ${M * K}.0 + ${o[r - 2]} * ${K}.0`);
+    const cBase = ctx.large(c.shape) ? '' : ctx.bind(`${batch} * ${K * N}.0 + ${o[r - 1]}`);
     return {
-      aAt: (k: string) => (isLarge(a.shape) ? ctx.flat([...batchCoords, o[r - 2], k], a.shape) : `${aBase} + ${k}`),
-      cAt: (k: string) => (isLarge(c.shape) ? ctx.flat([...batchCoords, k, o[r - 1]], c.shape) : `${cBase} + ${k} * ${N}.0`),
+      aAt: (k: string) => (ctx.large(a.shape) ? ctx.flat([...batchCoords, o[r - 2], k], a.shape) : `${aBase} + ${k}`),
+      cAt: (k: string) => (ctx.large(c.shape) ? ctx.flat([...batchCoords, k, o[r - 1]], c.shape) : `${cBase} + ${k} * ${N}.0`),
       acc: ctx.variable('0.0'),
     };
   });

@@ -1,4 +1,4 @@
-import { isLarge, lit } from '../lowering.ts';
+import { lit } from '../lowering.ts';
 import * as b from '../build.ts';
 import { fail, numel, ok, showShape, type Node } from '../ir.ts';
 import type { Prim } from '../prim.ts';
@@ -52,7 +52,7 @@ export const pool2d: Prim<'pool2d'> = {
     const [, C, H, W] = x.shape;
     const { mode, kernel, stride, padding } = node.params;
     const [n, c, i, j] = ctx.coords(node.shape, idx);
-    const base = isLarge(x.shape) ? '' : ctx.bind(`(${n} * ${C}.0 + ${c}) * ${H * W}.0`);
+    const base = ctx.large(x.shape) ? '' : ctx.bind(`(${n} * ${C}.0 + ${c}) * ${H * W}.0`);
     const pad = lit(mode === 'max' ? NEG_SENTINEL : 0);
     const acc = ctx.variable(pad);
     ctx.loop(kernel[0], (a) => {
@@ -61,7 +61,7 @@ export const pool2d: Prim<'pool2d'> = {
         const xx = ctx.bind(`${j} * ${stride[1]}.0 + ${e} - ${padding[1]}.0`);
         const inside = `${y} >= 0.0 && ${y} < ${H}.0 && ${xx} >= 0.0 && ${xx} < ${W}.0`;
         const [cy, cx] = [`Math.min(Math.max(${y}, 0.0), ${H - 1}.0)`, `Math.min(Math.max(${xx}, 0.0), ${W - 1}.0)`];
-        const v = ctx.input(0, isLarge(x.shape) ? ctx.flat([n, c, cy, cx], x.shape) : `${base} + ${cy} * ${W}.0 + ${cx}`);
+        const v = ctx.input(0, ctx.large(x.shape) ? ctx.flat([n, c, cy, cx], x.shape) : `${base} + ${cy} * ${W}.0 + ${cx}`);
         const val = `(${inside} ? ${v} : ${pad})`;
         ctx.emit(mode === 'max' ? `${acc} = Math.max(${acc}, ${val});` : `${acc} += ${val};`);
       });

@@ -1,7 +1,7 @@
 // Shared rules of the axis reductions (sum and reduceMax each have their own file).
 import { fail, ok, stridesOf, type Shape, type ShapeInfo, type ShapeResult } from '../ir.ts';
 import type { Buf, Value } from '../prim.ts';
-import { isLarge, type LowerCtx } from '../lowering.ts';
+import type { LowerCtx } from '../lowering.ts';
 import { badAxes, forEachIndex } from './checks.ts';
 
 export const reducedShape = (shape: Shape, axes: readonly number[]): number[] => shape.filter((_d, i) => !axes.includes(i));
@@ -33,7 +33,7 @@ export function lowerReduce(node: { readonly shape: Shape; readonly inputs: read
   const kept = x.map((_d, i) => i).filter((i) => !axes.includes(i));
   const oc = kept.length === 0 ? [] : ctx.coords(node.shape, idx);
   const xs = stridesOf(x);
-  const large = isLarge(x);
+  const large = ctx.large(x);
   const base = kept.length === 0 || large ? '0.0' : ctx.bind(kept.map((ax, k) => `${oc[k]} * ${xs[ax]}.0`).join(' + '));
   const rshape = axes.map((a) => x[a]);
   const count = rshape.reduce((a, c) => a * c, 1);
