@@ -42,4 +42,5 @@ stage bench-micro 90 $run main.mjs micro --backend webgpu --peers webgpu $tiny -
 stage bench-step 90 $run main.mjs step --backend webgpu --peers webgpu $tiny --budget-s $((budget * 3)) --json --out "$out/step.json" --md "$out/step.md"
 stage pretrain 90 $run cli.mjs pretrain --backend webgpu "${pretrain[@]}" --out "$out/pretrain"
 stage pretrain-r50 120 $run cli.mjs pretrain --backend webgpu "${big[@]}" --out "$out/pretrain-r50"
+grep -h 'ours on webgpu' "$out/micro.md" 2>/dev/null | tee -a "$out/summary.txt" # the adapter (or why webgpu was skipped)
 for f in pretrain pretrain-r50; do echo "== $f"; grep -v '^Warning' "$out/$f.log" | tail -n 4; done | tee -a "$out/summary.txt"
