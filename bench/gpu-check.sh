@@ -8,7 +8,8 @@
 #   1. compiled-vs-interpreter properties on webgpu (props/compiled.test.ts, CLOVE_TEST_BACKENDS=webgpu)
 #   2. device/runtime properties on webgpu (props/runtime.test.ts)
 #   3. micro-benchmarks: ours on webgpu, the naive gpu.js kernels, tfjs-webgpu (same Dawn, same run)
-#   4. the W1 training step: ours on webgpu vs tfjs-webgpu (losses compared step by step)
+#   4. the W1 training step: ours on webgpu vs tfjs-webgpu (losses compared step by step), and where our step's
+#      time goes kernel by kernel (--profile)
 #   5. pretraining (cpu-small preset, DeadLeaves) on webgpu: steps/s, loss, checkpoint and pictures
 #   6. the paper's ResNet-50 at 224 px (r50-224 preset, plan peak 33.7 GiB) on webgpu: compile and two steps
 # QUICK=1 shrinks every stage (tiny bench sizes, fewer runs and steps): a rehearsal on a software adapter
@@ -39,7 +40,7 @@ fi
 CLOVE_PROP_RUNS=$runs stage props-compiled 100 $run compiled.test.mjs
 CLOVE_PROP_RUNS=$runs stage props-runtime 45 $run runtime.test.mjs
 stage bench-micro 90 $run main.mjs micro --backend webgpu --peers webgpu $tiny --budget-s "$budget" --json --out "$out/micro.json" --md "$out/micro.md"
-stage bench-step 90 $run main.mjs step --backend webgpu --peers webgpu $tiny --budget-s $((budget * 3)) --json --out "$out/step.json" --md "$out/step.md"
+stage bench-step 90 $run main.mjs step --backend webgpu --peers webgpu $tiny --profile --budget-s $((budget * 3)) --json --out "$out/step.json" --md "$out/step.md"
 stage pretrain 90 $run cli.mjs pretrain --backend webgpu "${pretrain[@]}" --out "$out/pretrain"
 stage pretrain-r50 120 $run cli.mjs pretrain --backend webgpu "${big[@]}" --out "$out/pretrain-r50"
 grep -h 'ours on webgpu' "$out/micro.md" 2>/dev/null | tee -a "$out/summary.txt" # the adapter (or why webgpu was skipped)

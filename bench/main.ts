@@ -29,6 +29,8 @@ export interface BenchOptions {
   readonly markdownOut?: string;
   /** A tiny W1 / small micro sizes: checks the harness end to end in seconds, measures nothing of interest. */
   readonly tiny: boolean;
+  /** step: one more step of ours synchronized after every kernel, reported per kernel kind. */
+  readonly profile: boolean;
 }
 
 const DEFAULT_BACKENDS: readonly BackendName[] = ['cpu', 'webasm', 'webgpu'];
@@ -43,7 +45,8 @@ export const USAGE = `usage: npm run bench -- [micro|step] [options]
   --json               machine-readable results (stdout, or --out FILE)
   --out FILE           write the JSON there
   --md FILE            write the Markdown tables there
-  --tiny               tiny sizes, to check the harness (not a measurement)`;
+  --tiny               tiny sizes, to check the harness (not a measurement)
+  --profile            step: one more step of ours, synchronized after every kernel: where the time goes`;
 
 const list = (v: string): string[] => v.split(',').map((x) => x.trim()).filter((x) => x !== '');
 
@@ -61,6 +64,7 @@ export function parseArgs(argv: readonly string[]): E.Either<string, BenchOption
   let out: string | undefined;
   let markdownOut: string | undefined;
   let tiny = false;
+  let profile = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): string => {
@@ -107,6 +111,7 @@ export function parseArgs(argv: readonly string[]): E.Either<string, BenchOption
     else if (a === '--out') out = value();
     else if (a === '--md') markdownOut = value();
     else if (a === '--tiny') tiny = true;
+    else if (a === '--profile') profile = true;
     else if (a === '--help' || a === '-h') problems.push('help requested');
     else problems.push(`unknown argument '${a}'`);
   }
@@ -123,6 +128,7 @@ export function parseArgs(argv: readonly string[]): E.Either<string, BenchOption
     ...(out === undefined ? {} : { out }),
     ...(markdownOut === undefined ? {} : { markdownOut }),
     tiny,
+    profile,
   });
 }
 
@@ -233,10 +239,10 @@ async function runStep(o: BenchOptions, log: (line: string) => void): Promise<{ 
   for (const backend of use) {
     log(`W1: ours on ${backend} …`);
     try {
-      const r = await benchStep(step.graph, state, data, W1_LOSS, backend, policy, log);
+      const r = await benchStep(step.graph, state, data, W1_LOSS, backend, policy, log, o.profile);
       const fewer = r.timing.iterations < o.maxIterations ? [`${r.timing.iterations} timed step(s) after 1 warm-up (slow backend: ${(r.firstRunMs / 1000).toFixed(0)} s per step)`] : [];
       const leak = r.liveHandlesAfter !== r.liveHandlesBefore ? [`live handles ${r.liveHandlesBefore} → ${r.liveHandlesAfter}`] : [];
-      rows.push({ ...base, system: 'ours', backend, status: 'ok', timing: r.timing, firstRunMs: r.firstRunMs, compileMs: r.compileMs, kernels: r.kernels, builtKernels: r.builtKernels, peakBytes: r.peakBytes, losses: r.losses, notes: [...fewer, ...leak] });
+      rows.push({ ...base, system: 'ours', backend, status: 'ok', timing: r.timing, firstRunMs: r.firstRunMs, compileMs: r.compileMs, kernels: r.kernels, builtKernels: r.builtKernels, peakBytes: r.peakBytes, losses: r.losses, ...(r.profile === undefined ? {} : { profile: r.profile }), notes: [...fewer, ...leak] });
     } catch (error) {
       rows.push({ ...base, system: 'ours', backend, status: 'failed', reason: message(error), notes: [] });
       log(`  FAILED: ${message(error)}`);

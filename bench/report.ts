@@ -1,5 +1,6 @@
 // The results of one bench run as data (the JSON), and the tables printed from it (Markdown, which reads fine
 // in a terminal too). Pure: formatting never measures anything.
+import type { StepProfile } from './ours.ts';
 import { GFLOPS, type Timing } from './timing.ts';
 
 export type RowStatus = 'ok' | 'failed' | 'skipped';
@@ -26,6 +27,8 @@ export interface Row {
   /** W1: images per step (both views of each count as one image, as the peers count). */
   readonly imagesPerStep?: number;
   readonly losses?: readonly number[];
+  /** W1 with --profile: one step synchronized after every kernel (ours only). */
+  readonly profile?: StepProfile;
   readonly notes: readonly string[];
 }
 
@@ -120,6 +123,25 @@ export function stepTable(report: BenchReport): string {
   return table(header, body);
 }
 
+/** Where one synchronized step spends its time: totals per op, then the `top` costliest kernel kinds. */
+export function profileTable(r: Row, top = 20): string {
+  const p = r.profile;
+  if (p === undefined) return '';
+  const total = p.rows.reduce((a, x) => a + x.ms, 0);
+  const share = (ms: number) => `${((100 * ms) / total).toFixed(1)}%`;
+  const byOp = new Map<string, number>();
+  for (const x of p.rows) byOp.set(x.op, (byOp.get(x.op) ?? 0) + x.ms);
+  const ops = [...byOp.entries()].sort((a, b) => b[1] - a[1]).map(([op, ms]) => `${op} ${fmt(ms)} ms (${share(ms)})`);
+  return [
+    `#### Profile: ${rowLabel(r)}, one step synchronized after every kernel`,
+    '',
+    `- ${fmt(p.stepMs)} ms for the step with its probes; kernels ${fmt(total)} ms after subtracting the probe's ${fmt(p.syncMs)} ms per launch`,
+    `- by op: ${ops.join(', ')}`,
+    '',
+    table(['kernel (op, output shape)', 'launches', 'ms', 'share'], p.rows.slice(0, top).map((x) => [x.kernel, String(x.launches), fmt(x.ms), share(x.ms)])),
+  ].join('\n');
+}
+
 export function markdown(report: BenchReport): string {
   const lines = [
     `### ${report.kind === 'micro' ? 'Micro-benchmarks' : 'W1 training step'} — ${report.date}`,
@@ -131,6 +153,7 @@ export function markdown(report: BenchReport): string {
     '',
     report.kind === 'micro' ? microTable(report) : stepTable(report),
     '',
+    ...report.rows.filter((r) => r.profile !== undefined).flatMap((r) => [profileTable(r), '']),
   ];
   return lines.join('\n');
 }

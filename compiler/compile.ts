@@ -95,8 +95,12 @@ export interface Executable {
   readonly plan: ProgramPlan;
   /** Distinct gpu.js kernels built (structurally identical kernels share one). */
   readonly builtKernels: number;
-  /** Run once. Host arrays are uploaded (and freed after the run); device handles are used in place. Outputs stay on the device. */
-  run(inputs: RunInputs): Promise<E.Either<string, Record<string, DeviceHandle>>>;
+  /**
+   * Run once. Host arrays are uploaded (and freed after the run); device handles are used in place. Outputs stay
+   * on the device. `afterLaunch`, when given, is awaited after every kernel launch with the kernel's index in
+   * `plan.kernels` and its output (a profiler synchronizes there).
+   */
+  run(inputs: RunInputs, afterLaunch?: (kernel: number, output: DeviceHandle) => Promise<void>): Promise<E.Either<string, Record<string, DeviceHandle>>>;
   upload(name: string, data: Float32Array): Promise<E.Either<string, DeviceHandle>>;
   read(handle: DeviceHandle): Promise<E.Either<string, Float32Array>>;
   dispose(): Promise<void>;
@@ -192,7 +196,7 @@ function makeExecutable(device: Device, p: ProgramPlan, kernels: readonly Device
       return E.isLeft(r) ? E.left(devErr(r.left)) : r;
     },
     dispose: () => device.dispose(),
-    run: async (inputs) => {
+    run: async (inputs, afterLaunch) => {
       const buffers = new Map<number, DeviceHandle>();
       const uploaded: DeviceHandle[] = [];
       const cleanup = () => {
@@ -236,6 +240,7 @@ function makeExecutable(device: Device, p: ProgramPlan, kernels: readonly Device
           return E.left(devErr(out.left));
         }
         buffers.set(kp.root.id, out.right);
+        await afterLaunch?.(step.kernel, out.right);
       }
       const result: Record<string, DeviceHandle> = {};
       for (const [name, node] of Object.entries(p.graph.outputs)) result[name] = buffers.get(node.id) as DeviceHandle;

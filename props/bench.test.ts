@@ -15,7 +15,7 @@ import { TINY_MICRO, TINY_W1, parseArgs } from '../bench/main.ts';
 import { markdown, ratio, type BenchReport, type Row } from '../bench/report.ts';
 import { iterationsFor, median } from '../bench/timing.ts';
 import { closeTfjsWebGpu, makeTfjsW1, setupTfjs, type TfjsBackend } from '../bench/tfjs.ts';
-import { benchNaive, naiveConv3x3, naiveMatmul } from '../bench/ours.ts';
+import { benchNaive, benchStep, naiveConv3x3, naiveMatmul } from '../bench/ours.ts';
 import { probeBackends } from '../compiler/runtime/backend.ts';
 import { MICRO_NAMES, microWorkload } from '../bench/workloads.ts';
 import { STATE_PREFIX, W1_LOSS, buildW1Step, buildW1StudentForward, initW1State, w1InputData, w1ParamShapes } from '../bench/w1.ts';
@@ -60,8 +60,9 @@ test('parseArgs: chosen backends and peers come back in order; every bad argumen
       fc.subarray(['wasm', 'cpu', 'webgpu'] as const, { minLength: 1 }),
       fc.constantFrom('micro', 'step'),
       (backends, peers, mode) => {
-        const r = parseArgs([mode, '--backend', backends.join(','), '--peers', peers.join(',')]);
+        const r = parseArgs([mode, '--backend', backends.join(','), '--peers', peers.join(','), ...(mode === 'step' ? ['--profile'] : [])]);
         assert.ok(E.isRight(r));
+        assert.equal(r.right.profile, mode === 'step');
         assert.deepEqual(r.right.backends, backends);
         assert.deepEqual(r.right.peers, peers);
         assert.equal(r.right.mode, mode);
@@ -238,4 +239,20 @@ test('report: ours ÷ peer is the ratio of medians; failed rows keep their reaso
   const report: BenchReport = { kind: 'step', date: 'd', command: 'c', node: 'v', cpus: 2, loadStart: '1 1 1', loadEnd: '2 2 2', backends: [], rows: [failed], notes: [], totalSeconds: 1 };
   const md = markdown(report);
   assert.ok(md.includes('FAILED: kernel s0b0/conv2d#12 failed: boom') && md.includes('1 1 1'));
+});
+
+test('--profile: one synchronized tiny W1 step accounts for every kernel launch, and the report shows where the time went', async () => {
+  const s = TINY_W1;
+  const once = { warmup: 0, min: 1, max: 1, budgetMs: 0 };
+  const r = await benchStep(buildW1Step(s).graph, initW1State(s, 1), w1InputData(s, 2), W1_LOSS, 'cpu', once, undefined, true);
+  const p = r.profile;
+  assert.ok(p !== undefined);
+  assert.equal(p.rows.reduce((a, x) => a + x.launches, 0), r.kernels, 'every launch of the step is in one row');
+  assert.ok(p.rows.every((x) => x.ms >= 0) && p.rows.some((x) => x.ms > 0) && p.syncMs >= 0);
+  assert.ok(p.rows.some((x) => x.op === 'conv2d' && x.kernel.startsWith('conv2d [')));
+  assert.equal(r.liveHandlesAfter, r.liveHandlesBefore, 'profiling leaks no buffer');
+  const row: Row = { workload: 'W1', title: 'W1', flops: 1, system: 'ours', backend: 'cpu', status: 'ok', timing: r.timing, losses: r.losses, profile: p, notes: [] };
+  const md = markdown({ kind: 'step', date: 'd', command: 'c', node: 'v', cpus: 2, loadStart: '1 1 1', loadEnd: '1 1 1', backends: [], rows: [row], notes: [], totalSeconds: 1 });
+  assert.match(md, /#### Profile: ours \(cpu\)/);
+  assert.match(md, /\| conv2d \[/);
 });
