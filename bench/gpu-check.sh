@@ -35,7 +35,7 @@ export CLOVE_TEST_BACKENDS=webgpu XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 if [[ $quick == 1 ]]; then
   runs=20 tiny=--tiny budget=2 pretrain=(--preset tiny) big=(--preset tiny --steps 2)
 else
-  runs=300 tiny= budget=8 pretrain=(--steps 150) big=(--preset r50-224 --steps 2 --optim.warmupSteps 1 --data.poolSize 256)
+  runs=150 tiny= budget=8 pretrain=(--steps 150) big=(--preset r50-224 --steps 2 --optim.warmupSteps 1 --data.poolSize 256)
 fi
 CLOVE_PROP_RUNS=$runs stage props-compiled 100 $run compiled.test.mjs
 CLOVE_PROP_RUNS=$runs stage props-runtime 45 $run runtime.test.mjs
