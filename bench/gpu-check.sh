@@ -10,8 +10,9 @@
 #   3. micro-benchmarks: ours on webgpu, the naive gpu.js kernels, tfjs-webgpu (same Dawn, same run)
 #   4. the W1 training step: ours on webgpu vs tfjs-webgpu (losses compared step by step), and where our step's
 #      time goes kernel by kernel (--profile)
-#   5. pretraining (cpu-small preset, DeadLeaves) on webgpu: steps/s, loss, checkpoint and pictures
-#   6. the paper's ResNet-50 at 224 px (r50-224 preset, plan peak 33.7 GiB) on webgpu: compile and two steps
+#   5. pretraining (cpu-small preset, DeadLeaves) on webgpu: steps/s, loss, checkpoint, pictures, step 3 profiled
+#   6. the paper's ResNet-50 at 224 px (r50-224 preset, plan peak 33.7 GiB) on webgpu: compile, three steps, the
+#      third profiled kernel by kernel
 # QUICK=1 shrinks every stage (tiny bench sizes, fewer runs and steps): a rehearsal on a software adapter
 # (VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.json), not a measurement.
 set -u
@@ -33,9 +34,9 @@ stage() { # name seconds command...
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi'; } | tee -a "$out/summary.txt"
 export CLOVE_TEST_BACKENDS=webgpu XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 if [[ $quick == 1 ]]; then
-  runs=20 tiny=--tiny budget=2 pretrain=(--preset tiny) big=(--preset tiny --steps 2)
+  runs=20 tiny=--tiny budget=2 pretrain=(--preset tiny --profile) big=(--preset tiny --steps 3 --profile)
 else
-  runs=150 tiny= budget=8 pretrain=(--steps 150) big=(--preset r50-224 --steps 2 --optim.warmupSteps 1 --data.poolSize 256)
+  runs=150 tiny= budget=8 pretrain=(--steps 150 --profile) big=(--preset r50-224 --steps 3 --optim.warmupSteps 1 --data.poolSize 256 --profile)
 fi
 CLOVE_PROP_RUNS=$runs stage props-compiled 100 $run compiled.test.mjs
 CLOVE_PROP_RUNS=$runs stage props-runtime 45 $run runtime.test.mjs
@@ -44,4 +45,4 @@ stage bench-step 90 $run main.mjs step --backend webgpu --peers webgpu $tiny --p
 stage pretrain 90 $run cli.mjs pretrain --backend webgpu "${pretrain[@]}" --out "$out/pretrain"
 stage pretrain-r50 120 $run cli.mjs pretrain --backend webgpu "${big[@]}" --out "$out/pretrain-r50"
 grep -h 'ours on webgpu' "$out/micro.md" 2>/dev/null | tee -a "$out/summary.txt" # the adapter (or why webgpu was skipped)
-for f in pretrain pretrain-r50; do echo "== $f"; grep -v '^Warning' "$out/$f.log" | tail -n 4; done | tee -a "$out/summary.txt"
+for f in pretrain pretrain-r50; do echo "== $f"; grep -v '^Warning' "$out/$f.log" | grep -A3 '^profile of' ; grep -v '^Warning' "$out/$f.log" | tail -n 2; done | tee -a "$out/summary.txt"

@@ -9,7 +9,8 @@
 // as the next step's input by name, freeing the previous buffers, as a training loop does.
 import * as E from 'fp-ts/lib/Either.js';
 import { compile, type Executable } from '../compiler/compile.ts';
-import { numel, showShape, type Graph } from '../compiler/ir.ts';
+import { numel, type Graph } from '../compiler/ir.ts';
+import { StepProfiler, type AfterLaunch, type StepProfile } from '../compiler/profile.ts';
 import { Device, DeviceHandle, type DeviceKernel, type KernelShape } from '../compiler/runtime/device.ts';
 import type { MicroSizes } from './flops.ts';
 import { formatDeviceError, type BackendName } from '../compiler/runtime/errors.ts';
@@ -126,30 +127,10 @@ export async function benchGraph(
   }
 }
 
-/** Time spent in the kernels of one kind (same op, output shape and tiling) during one profiled step. */
-export interface KernelProfileRow {
-  readonly kernel: string;
-  readonly op: string;
-  readonly launches: number;
-  readonly ms: number;
-}
-
-/**
- * One step with a synchronization after every launch (a 1-cell probe of its output and a 4-byte readback), so each
- * kernel's time is its own even on webgpu, where launches only queue work. The probe's own cost, measured
- * beforehand (`syncMs`, median of 20), is subtracted from every launch. Profiling runs two extra steps (the first
- * builds the probes) after the timed ones.
- */
-export interface StepProfile {
-  readonly stepMs: number;
-  readonly syncMs: number;
-  readonly rows: readonly KernelProfileRow[];
-}
-
 /**
  * A training step: `state` names are graph params whose next values are the outputs of the same names;
- * `inputs` are bound once; `syncOn` names a scalar output read after every step (the loss). With `profile`, one
- * more step runs synchronized kernel by kernel (`StepProfile`).
+ * `inputs` are bound once; `syncOn` names a scalar output read after every step (the loss). With `profile`, two
+ * more steps run after the timed ones, synchronized kernel by kernel (compiler/profile.ts).
  */
 export async function benchStep(
   graph: Graph,
@@ -168,7 +149,7 @@ export async function benchStep(
     const inputHandles = await uploadAll(exe, inputs);
     const liveHandlesBefore = exe.device.liveHandles().count;
     const losses: number[] = [];
-    const once = async (afterLaunch?: (kernel: number, output: DeviceHandle) => Promise<void>): Promise<void> => {
+    const once = async (afterLaunch?: AfterLaunch): Promise<void> => {
       const r = await exe.run({ ...stateHandles, ...inputHandles }, afterLaunch);
       const out = E.isLeft(r) ? fail(`step on ${backend}`, r.left) : r.right;
       for (const name of Object.keys(state)) {
@@ -188,44 +169,13 @@ export async function benchStep(
   }
 }
 
-async function profileStep(exe: Executable, step: (afterLaunch: (kernel: number, output: DeviceHandle) => Promise<void>) => Promise<void>): Promise<StepProfile> {
-  // gpu.js specializes a kernel to its first arguments' sizes: one probe kernel per output size, all built and
-  // warmed by a first, untimed pass over the step.
-  const probes = new Map<number, DeviceKernel>();
-  const probeFor = (elements: number): DeviceKernel => {
-    const known = probes.get(elements);
-    if (known !== undefined) return known;
-    const k = exe.device.buildKernel({ name: `profile-probe[${elements}]`, source: 'function(a) { return a[0]; }', output: [1], argumentTypes: { a: 'Array' }, argumentSizes: { a: elements }, returnType: 'Number' });
-    const built = E.isLeft(k) ? fail('build a profile probe', formatDeviceError(k.left)) : k.right;
-    probes.set(elements, built);
-    return built;
-  };
-  const sizeOf = (k: number) => numel(exe.plan.kernels[k].root.shape);
-  await step((k, output) => synchronize(exe.device, probeFor(sizeOf(k)), output));
-  const tiny = await exe.upload('profile-probe', new Float32Array(1));
-  const target = E.isLeft(tiny) ? fail('profile', tiny.left) : tiny.right;
-  const overheads: number[] = [];
-  for (let r = 0; r < 20; r++) {
-    const t0 = performance.now();
-    await synchronize(exe.device, probeFor(1), target);
-    overheads.push(performance.now() - t0);
-  }
-  exe.device.free(target);
-  const syncMs = overheads.sort((a, b) => a - b)[overheads.length >> 1];
-  const byKind = new Map<string, { op: string; launches: number; ms: number }>();
-  const start = performance.now();
-  let last = start;
-  await step(async (k, output) => {
-    await synchronize(exe.device, probeFor(sizeOf(k)), output);
-    const now = performance.now();
-    const kp = exe.plan.kernels[k];
-    const kind = `${kp.root.op} ${showShape(kp.root.shape)}${kp.tile === null ? '' : ' tiled'}`;
-    const row = byKind.get(kind) ?? { op: kp.root.op, launches: 0, ms: 0 };
-    byKind.set(kind, { op: row.op, launches: row.launches + 1, ms: row.ms + Math.max(0, now - last - syncMs) });
-    last = now;
-  });
-  const rows = [...byKind.entries()].map(([kernel, r]) => ({ kernel, ...r })).sort((a, b) => b.ms - a.ms);
-  return { stepMs: performance.now() - start, syncMs, rows };
+async function profileStep(exe: Executable, step: (afterLaunch: AfterLaunch) => Promise<void>): Promise<StepProfile> {
+  const profiler = new StepProfiler(exe);
+  await step(profiler.warm);
+  await profiler.calibrate();
+  await step(profiler.timed);
+  const r = profiler.result();
+  return E.isLeft(r) ? fail('profile', r.left) : r.right;
 }
 
 /** A kernel as a gpu.js user writes it: one output per thread, plain loops, row-major operands. */

@@ -1,6 +1,6 @@
 // The results of one bench run as data (the JSON), and the tables printed from it (Markdown, which reads fine
 // in a terminal too). Pure: formatting never measures anything.
-import type { StepProfile } from './ours.ts';
+import { timeByOp, type StepProfile } from '../compiler/profile.ts';
 import { GFLOPS, type Timing } from './timing.ts';
 
 export type RowStatus = 'ok' | 'failed' | 'skipped';
@@ -129,16 +129,14 @@ export function profileTable(r: Row, top = 20): string {
   if (p === undefined) return '';
   const total = p.rows.reduce((a, x) => a + x.ms, 0);
   const share = (ms: number) => `${((100 * ms) / total).toFixed(1)}%`;
-  const byOp = new Map<string, number>();
-  for (const x of p.rows) byOp.set(x.op, (byOp.get(x.op) ?? 0) + x.ms);
-  const ops = [...byOp.entries()].sort((a, b) => b[1] - a[1]).map(([op, ms]) => `${op} ${fmt(ms)} ms (${share(ms)})`);
+  const ops = timeByOp(p).map(([op, ms]) => `${op} ${fmt(ms)} ms (${share(ms)})`);
   return [
     `#### Profile: ${rowLabel(r)}, one step synchronized after every kernel`,
     '',
     `- ${fmt(p.stepMs)} ms for the step with its probes; kernels ${fmt(total)} ms after subtracting the probe's ${fmt(p.syncMs)} ms per launch`,
     `- by op: ${ops.join(', ')}`,
     '',
-    table(['kernel (op, output shape)', 'launches', 'ms', 'share'], p.rows.slice(0, top).map((x) => [x.kernel, String(x.launches), fmt(x.ms), share(x.ms)])),
+    table(['kernel (op, output shape)', 'launches', 'ms', 'share', 'slowest launch ms'], p.rows.slice(0, top).map((x) => [x.kernel, String(x.launches), fmt(x.ms), share(x.ms), fmt(x.maxMs)])),
   ].join('\n');
 }
 

@@ -5,7 +5,7 @@ import { applyOverrides, isPresetName, presetNames, readConfigFile, presetNamed,
 import { pretrain, type Logger } from './train.ts';
 
 const USAGE = `usage:
-  clove pretrain [--preset ${presetNames.join('|')}] [--config file.json] [--resume] [--until STEP] [--plan] [--<field>=<value> ...]
+  clove pretrain [--preset ${presetNames.join('|')}] [--config file.json] [--resume] [--until STEP] [--plan] [--profile] [--<field>=<value> ...]
         e.g. --data ./images  --steps 100  --backend webasm  --out runs/x  --batch 8  --seed 1
   clove eval --checkpoint <run dir or checkpoint dir> [--tier ci|report] [--backend B] [--batch N] [--json] [--out file]
   clove export --checkpoint <run dir or checkpoint dir> --out backbone.safetensors
@@ -23,18 +23,20 @@ function fail(message: string): never {
 }
 
 /** Split our own flags (preset, config, resume) from config-field overrides. */
-function parsePretrainArgs(args: readonly string[]): E.Either<string[], { config: Config; resume: boolean; until: number | undefined; planOnly: boolean }> {
+function parsePretrainArgs(args: readonly string[]): E.Either<string[], { config: Config; resume: boolean; until: number | undefined; planOnly: boolean; profile: boolean }> {
   let preset = 'cpu-small';
   let file: string | undefined;
   let resume = false;
   let until: number | undefined;
   let planOnly = false;
+  let profile = false;
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const value = (flag: string): string | undefined => (a.startsWith(`${flag}=`) ? a.slice(flag.length + 1) : a === flag ? args[++i] : undefined);
     if (a === '--resume') resume = true;
     else if (a === '--plan') planOnly = true;
+    else if (a === '--profile') profile = true;
     else if (a === '--preset' || a.startsWith('--preset=')) preset = value('--preset') ?? '';
     else if (a === '--config' || a.startsWith('--config=')) file = value('--config');
     else if (a === '--until' || a.startsWith('--until=')) until = Number(value('--until'));
@@ -45,7 +47,7 @@ function parsePretrainArgs(args: readonly string[]): E.Either<string[], { config
   const base = file === undefined ? E.mapLeft((m: string) => [m])(presetNamed(preset)) : readConfigFile(file, preset);
   if (E.isLeft(base)) return base;
   const config = applyOverrides(base.right, rest);
-  return E.isLeft(config) ? config : E.right({ config: config.right, resume, until, planOnly });
+  return E.isLeft(config) ? config : E.right({ config: config.right, resume, until, planOnly, profile });
 }
 
 async function main(argv: readonly string[]): Promise<void> {
@@ -57,14 +59,14 @@ async function main(argv: readonly string[]): Promise<void> {
   if (command === 'pretrain') {
     const parsed = parsePretrainArgs(args);
     if (E.isLeft(parsed)) fail(`invalid configuration:\n  ${parsed.left.join('\n  ')}`);
-    const { config, resume, until, planOnly } = parsed.right;
+    const { config, resume, until, planOnly, profile } = parsed.right;
     let stop = false;
     process.on('SIGINT', () => {
       if (stop) process.exit(130);
       stop = true;
       log.info('Ctrl-C: finishing the current step and saving a checkpoint (press again to quit at once)');
     });
-    const result = await pretrain({ config, resume, log, stopRequested: () => stop, untilStep: until, planOnly });
+    const result = await pretrain({ config, resume, log, stopRequested: () => stop, untilStep: until, planOnly, profile });
     if (E.isLeft(result)) fail(result.left);
     const r = result.right;
     if (planOnly) return;

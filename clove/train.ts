@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
 import * as O from 'fp-ts/lib/Option.js';
 import { compile, plan, type Executable } from '../compiler/compile.ts';
+import { StepProfiler, timeByOp } from '../compiler/profile.ts';
 import { describeOversize, describeTensor } from '../compiler/memplan.ts';
 import { bufferBytes } from '../compiler/schedule.ts';
 import { makeGraph } from '../compiler/ir.ts';
@@ -190,9 +191,31 @@ export interface PretrainOptions {
   readonly stopRequested?: () => boolean;
   /** Stop after this step (exclusive) even if config.optim.steps is larger; the schedule still spans all steps. */
   readonly untilStep?: number;
+  /**
+   * Profile the third step of this run kernel by kernel (the second builds the probes; compiler/profile.ts): print
+   * where the time goes and write `profile.json` in the run folder. Training itself is unchanged.
+   */
+  readonly profile?: boolean;
 }
 
 const fmtDuration = (s: number): string => (s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${s.toFixed(1)}s`);
+
+/** The profiled step's summary on the log (by op, then the costliest kernels) and in full in `profile.json`. */
+function reportProfile(profiler: StepProfiler, stepDone: number, outDir: string, log: Logger): void {
+  const r = profiler.result();
+  if (E.isLeft(r)) {
+    log.warn(r.left);
+    return;
+  }
+  const p = r.right;
+  const total = p.rows.reduce((a, x) => a + x.ms, 0);
+  const pct = (ms: number) => `${((100 * ms) / total).toFixed(1)}%`;
+  const file = path.join(outDir, 'profile.json');
+  fs.writeFileSync(file, `${JSON.stringify({ step: stepDone, ...p }, null, 1)}\n`);
+  log.info(`profile of step ${stepDone} (synchronized after every kernel, the probe's ${p.syncMs.toFixed(3)} ms subtracted per launch): kernels ${total.toFixed(0)} ms of ${p.stepMs.toFixed(0)} ms; all ${p.rows.length} kernel kinds in ${file}`);
+  log.info(`  by op: ${timeByOp(p).map(([op, ms]) => `${op} ${pct(ms)}`).join(', ')}`);
+  for (const x of p.rows.slice(0, 10)) log.info(`  ${pct(x.ms).padStart(6)}  ${x.ms.toFixed(1).padStart(9)} ms  ×${x.launches} (slowest ${x.maxMs.toFixed(1)} ms)  ${x.kernel}`);
+}
 
 /** Pretrain: compile once, run `config.optim.steps` steps with the state on the device. */
 export async function pretrain(o: PretrainOptions): Promise<E.Either<string, RunResult>> {
@@ -341,13 +364,18 @@ async function runLoop(o: PretrainOptions, exe: Executable, step: TrainStep, dat
   let epoch = 0;
   const started = performance.now();
   let timedSteps = 0;
+  const profiler = o.profile === true ? new StepProfiler(exe) : null;
+  if (profiler !== null && until - startStep < 3) log.warn(`--profile needs 3 steps of this run (it has ${until - startStep}): not profiling`);
   for (let t = startStep; t < until; t++) {
     const tStep = performance.now();
     const batch = makeBatch(config, step, data, sampler, t);
     epoch = batch.epoch;
     const lr = learningRateAt(t, schedule);
     const m = emaMomentumAt(t, config.ema.base, total);
-    const out = await exe.run({ ...handles, ...batch.inputs, [INPUT.learningRate]: new Float32Array([lr]), [INPUT.emaMomentum]: new Float32Array([m]) });
+    const profiling = profiler === null ? undefined : t === startStep + 1 ? profiler.warm : t === startStep + 2 ? profiler.timed : undefined;
+    if (profiling === profiler?.timed) await profiler?.calibrate();
+    const out = await exe.run({ ...handles, ...batch.inputs, [INPUT.learningRate]: new Float32Array([lr]), [INPUT.emaMomentum]: new Float32Array([m]) }, profiling);
+    if (profiler !== null && profiling === profiler.timed) reportProfile(profiler, t + 1, outDir, log);
     if (E.isLeft(out)) return E.left(`step ${t}: ${out.left}${lastCheckpoint === '' ? '' : `; last good checkpoint: ${lastCheckpoint}`}`);
     const stepDone = t + 1;
     const isLast = stepDone === until;

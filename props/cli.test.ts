@@ -54,13 +54,18 @@ describe('clove pretrain (tiny preset, cpu backend)', () => {
     assert.ok(pictures.includes('step-000006-matches.png') && pictures.includes('step-000006-attention.png'), pictures.join(','));
   });
 
-  test('a run stopped at step 3 and resumed continues the same loss curve', () => {
+  test('a run stopped at step 3 and resumed (profiling its third step) continues the same loss curve', () => {
     const first = clove('pretrain', '--preset', 'tiny', '--backend', 'cpu', '--out', split, '--until', '3');
     assert.equal(first.code, 0, first.err);
     assert.ok(fs.existsSync(path.join(split, 'ckpt-00000003')));
-    const second = clove('pretrain', '--preset', 'tiny', '--backend', 'cpu', '--out', split, '--resume');
+    const second = clove('pretrain', '--preset', 'tiny', '--backend', 'cpu', '--out', split, '--resume', '--profile');
     assert.equal(second.code, 0, second.err);
     assert.match(second.out, /resuming from .*ckpt-00000003 at step 3/);
+    // --profile synchronizes step 6 kernel by kernel; the losses below show it changes nothing else.
+    assert.match(second.out, /profile of step 6 \(synchronized after every kernel.*\n {2}by op: conv2d/);
+    const profile = JSON.parse(fs.readFileSync(path.join(split, 'profile.json'), 'utf8')) as { step: number; rows: { launches: number; ms: number }[] };
+    assert.equal(profile.step, 6);
+    assert.ok(profile.rows.length > 10 && profile.rows.every((x) => x.launches > 0 && x.ms >= 0));
     const a = losses(full);
     const b = losses(split);
     for (let s = 1; s <= 6; s++) {

@@ -1,0 +1,113 @@
+// Where a compiled step spends its time, kernel by kernel. Launches only queue work on webgpu, so a profiled step
+// synchronizes after every kernel: a 1-cell probe reading the kernel's output, then a 4-byte readback. Used by
+// `npm run bench -- step --profile` and `clove pretrain --profile`.
+import * as E from 'fp-ts/lib/Either.js';
+import type { Executable } from './compile.ts';
+import { numel, showShape } from './ir.ts';
+import type { DeviceHandle, DeviceKernel } from './runtime/device.ts';
+import { formatDeviceError } from './runtime/errors.ts';
+
+/** Time spent in the kernels of one kind (same op, output shape and tiling) during the profiled step. */
+export interface KernelProfileRow {
+  readonly kernel: string;
+  readonly op: string;
+  readonly launches: number;
+  readonly ms: number;
+  /** The slowest single launch: a stall (a driver compiling, a collection) shows here. */
+  readonly maxMs: number;
+}
+
+export interface StepProfile {
+  /** Wall time of the profiled step, probes included. */
+  readonly stepMs: number;
+  /** The probe's own cost (median of 20 on an idle queue), subtracted from every launch. */
+  readonly syncMs: number;
+  /** Costliest first. */
+  readonly rows: readonly KernelProfileRow[];
+}
+
+export type AfterLaunch = (kernel: number, output: DeviceHandle) => Promise<void>;
+
+/**
+ * Profiles one step of `exe` in two passes of the caller's step function: `warm` (builds a probe per output size:
+ * gpu.js specializes a kernel to its first arguments' sizes), then `calibrate`, then `timed`; `result` gives the
+ * profile, or the first probe failure.
+ */
+export class StepProfiler {
+  private readonly probes = new Map<number, DeviceKernel>();
+  private readonly kinds = new Map<string, { op: string; launches: number; ms: number; maxMs: number }>();
+  private failure: string | null = null;
+  private syncMs = 0;
+  private start = 0;
+  private last = 0;
+
+  constructor(private readonly exe: Executable) {}
+
+  readonly warm: AfterLaunch = async (k, output) => {
+    await this.sync(numel(this.exe.plan.kernels[k].root.shape), output);
+  };
+
+  /** Measures the probe on a 1-element buffer and starts the clock for `timed`. */
+  async calibrate(): Promise<void> {
+    const tiny = await this.exe.upload('profile-probe', new Float32Array(1));
+    if (E.isLeft(tiny)) {
+      this.failure ??= tiny.left;
+      return;
+    }
+    const samples: number[] = [];
+    for (let r = 0; r < 20; r++) {
+      const t0 = performance.now();
+      await this.sync(1, tiny.right);
+      samples.push(performance.now() - t0);
+    }
+    this.exe.device.free(tiny.right);
+    this.syncMs = samples.sort((a, b) => a - b)[samples.length >> 1];
+    this.start = this.last = performance.now();
+  }
+
+  readonly timed: AfterLaunch = async (k, output) => {
+    const kp = this.exe.plan.kernels[k];
+    await this.sync(numel(kp.root.shape), output);
+    const now = performance.now();
+    const kind = `${kp.root.op} ${showShape(kp.root.shape)}${kp.tile === null ? '' : ' tiled'}`;
+    const row = this.kinds.get(kind) ?? { op: kp.root.op, launches: 0, ms: 0, maxMs: 0 };
+    const ms = Math.max(0, now - this.last - this.syncMs);
+    this.kinds.set(kind, { op: row.op, launches: row.launches + 1, ms: row.ms + ms, maxMs: Math.max(row.maxMs, ms) });
+    this.last = now;
+  };
+
+  result(): E.Either<string, StepProfile> {
+    if (this.failure !== null) return E.left(`profiling: ${this.failure}`);
+    const rows = [...this.kinds.entries()].map(([kernel, r]) => ({ kernel, ...r })).sort((a, b) => b.ms - a.ms);
+    return E.right({ stepMs: this.last - this.start, syncMs: this.syncMs, rows });
+  }
+
+  private async sync(elements: number, output: DeviceHandle): Promise<void> {
+    const device = this.exe.device;
+    let probe = this.probes.get(elements);
+    if (probe === undefined) {
+      const built = device.buildKernel({ name: `profile-probe[${elements}]`, source: 'function(a) { return a[0]; }', output: [1], argumentTypes: { a: 'Array' }, argumentSizes: { a: elements }, returnType: 'Number' });
+      if (E.isLeft(built)) {
+        this.failure ??= formatDeviceError(built.left);
+        return;
+      }
+      probe = built.right;
+      this.probes.set(elements, probe);
+    }
+    const h = await device.launch(probe, [output]);
+    if (E.isLeft(h)) {
+      this.failure ??= formatDeviceError(h.left);
+      return;
+    }
+    const r = await device.read(h.right);
+    device.free(h.right);
+    if (E.isLeft(r)) this.failure ??= formatDeviceError(r.left);
+  }
+}
+
+/** Milliseconds per op, costliest first. */
+export function timeByOp(p: StepProfile): readonly (readonly [string, number])[] {
+  const byOp = new Map<string, number>();
+  for (const x of p.rows) byOp.set(x.op, (byOp.get(x.op) ?? 0) + x.ms);
+  return [...byOp.entries()].sort((a, b) => b[1] - a[1]);
+}
