@@ -372,10 +372,13 @@ async function runLoop(o: PretrainOptions, exe: Executable, step: TrainStep, dat
     epoch = batch.epoch;
     const lr = learningRateAt(t, schedule);
     const m = emaMomentumAt(t, config.ema.base, total);
-    const profiling = profiler === null ? undefined : t === startStep + 1 ? profiler.warm : t === startStep + 2 ? profiler.timed : undefined;
-    if (profiling === profiler?.timed) await profiler?.calibrate();
-    const out = await exe.run({ ...handles, ...batch.inputs, [INPUT.learningRate]: new Float32Array([lr]), [INPUT.emaMomentum]: new Float32Array([m]) }, profiling);
-    if (profiler !== null && profiling === profiler.timed) reportProfile(profiler, t + 1, outDir, log);
+    // --profile: the second step of the run builds the probes, the third is timed kernel by kernel.
+    const warming = profiler !== null && t === startStep + 1;
+    const timing = profiler !== null && t === startStep + 2;
+    if (timing) await profiler.calibrate();
+    const hook = warming ? profiler.warm : timing ? profiler.timed : undefined;
+    const out = await exe.run({ ...handles, ...batch.inputs, [INPUT.learningRate]: new Float32Array([lr]), [INPUT.emaMomentum]: new Float32Array([m]) }, hook);
+    if (timing) reportProfile(profiler, t + 1, outDir, log);
     if (E.isLeft(out)) return E.left(`step ${t}: ${out.left}${lastCheckpoint === '' ? '' : `; last good checkpoint: ${lastCheckpoint}`}`);
     const stepDone = t + 1;
     const isLast = stepDone === until;
