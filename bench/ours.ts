@@ -10,7 +10,7 @@
 import * as E from 'fp-ts/lib/Either.js';
 import { compile, type Executable } from '../compiler/compile.ts';
 import { numel, type Graph } from '../compiler/ir.ts';
-import { StepProfiler, type AfterLaunch, type StepProfile } from '../compiler/profile.ts';
+import { buildProbe, StepProfiler, syncOn, type AfterLaunch, type StepProfile } from '../compiler/profile.ts';
 import { Device, DeviceHandle, type DeviceKernel, type KernelShape } from '../compiler/runtime/device.ts';
 import type { MicroSizes } from './flops.ts';
 import { formatDeviceError, type BackendName } from '../compiler/runtime/errors.ts';
@@ -48,19 +48,15 @@ async function uploadAll(exe: Executable, data: Readonly<Record<string, Float32A
   return handles;
 }
 
-/** A 1-cell kernel whose output depends on `of`; reading it back waits for everything queued before it. */
-function syncKernel(device: Device): DeviceKernel {
-  const k = device.buildKernel({ name: 'bench-sync', source: 'function(a) { return a[0]; }', output: [1], argumentTypes: { a: 'Array' }, returnType: 'Number' });
-  return E.isLeft(k) ? fail('build the sync kernel', formatDeviceError(k.left)) : k.right;
+/** A probe (compiler/profile.ts) for buffers of `elements` values; a failure ends the row. */
+function syncKernel(device: Device, elements: number): DeviceKernel {
+  const k = buildProbe(device, elements);
+  return E.isLeft(k) ? fail('build the sync probe', k.left) : k.right;
 }
 
-async function synchronize(device: Device, kernel: DeviceKernel, of: DeviceHandle): Promise<void> {
-  const probe = await device.launch(kernel, [of]);
-  if (E.isLeft(probe)) fail('sync launch', formatDeviceError(probe.left));
-  const h = (probe as E.Right<DeviceHandle>).right;
-  const r = await device.read(h);
-  device.free(h);
-  if (E.isLeft(r)) fail('sync readback', formatDeviceError(r.left));
+async function synchronize(device: Device, probe: DeviceKernel, of: DeviceHandle): Promise<void> {
+  const done = await syncOn(device, probe, of);
+  if (E.isLeft(done)) fail('sync', done.left);
 }
 
 async function compileTimed(graph: Graph, backend: BackendName, log?: (line: string) => void): Promise<{ exe: Executable; compileMs: number }> {
@@ -101,10 +97,10 @@ export async function benchGraph(
   const { exe, compileMs } = await compileTimed(graph, backend, log);
   try {
     const bound = await uploadAll(exe, inputs);
-    const sync = syncKernel(exe.device);
     // Synchronize on the smallest output: the cheapest 1-cell probe to launch on every backend.
     const names = Object.keys(exe.plan.graph.outputs);
     const smallest = names.reduce((a, b) => (numel(exe.plan.graph.outputs[b].shape) < numel(exe.plan.graph.outputs[a].shape) ? b : a));
+    const sync = syncKernel(exe.device, numel(exe.plan.graph.outputs[smallest].shape));
     let last: Record<string, DeviceHandle> | null = null;
     const once = async (): Promise<void> => {
       if (last !== null) for (const h of Object.values(last)) exe.device.free(h);
@@ -250,7 +246,7 @@ export async function benchNaive(naive: NaiveKernel, data: Readonly<Record<strin
       const h = await device.upload(v, o.shape);
       handles.push(E.isLeft(h) ? fail('upload', formatDeviceError(h.left)) : h.right);
     }
-    const sync = syncKernel(device);
+    const sync = syncKernel(device, naive.output.reduce((a, c) => a * c, 1));
     let last: DeviceHandle | null = null;
     const once = async (): Promise<void> => {
       if (last !== null) device.free(last);

@@ -159,10 +159,11 @@ class KernelWriter {
       }
       while (i0 > 0 && from.shape[i0 - 1] === 1) i0--;
       if (a >= 2 ** 24) throw new Error(`codegen: reshape [${from.shape.join(', ')}] → [${shape.join(', ')}] mixes axes into a group of ${a} elements, beyond exact float indices`);
-      const local = this.flatFloat(from.coords.slice(Math.max(i0, 0), i), from.shape.slice(Math.max(i0, 0), i));
-      this.decompose(shape.slice(Math.max(j0, 0), j), local).forEach((c, k) => (out[Math.max(j0, 0) + k] = c));
-      i = Math.max(i0, 0);
-      j = Math.max(j0, 0);
+      // i0 or j0 is −1 when a side has run out of axes (the other side's remaining axes are all 1)
+      const [iLo, jLo] = [Math.max(i0, 0), Math.max(j0, 0)];
+      const local = this.flatFloat(from.coords.slice(iLo, i), from.shape.slice(iLo, i));
+      this.decompose(shape.slice(jLo, j), local).forEach((c, k) => (out[jLo + k] = c));
+      [i, j] = [iLo, jLo];
     }
     return out;
   }

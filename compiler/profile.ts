@@ -4,7 +4,7 @@
 import * as E from 'fp-ts/lib/Either.js';
 import type { Executable } from './compile.ts';
 import { numel, showShape } from './ir.ts';
-import type { DeviceHandle, DeviceKernel } from './runtime/device.ts';
+import type { Device, DeviceHandle, DeviceKernel } from './runtime/device.ts';
 import { formatDeviceError } from './runtime/errors.ts';
 
 /** Time spent in the kernels of one kind (same op, output shape and tiling) during the profiled step. */
@@ -83,26 +83,37 @@ export class StepProfiler {
   }
 
   private async sync(elements: number, output: DeviceHandle): Promise<void> {
-    const device = this.exe.device;
     let probe = this.probes.get(elements);
     if (probe === undefined) {
-      const built = device.buildKernel({ name: `profile-probe[${elements}]`, source: 'function(a) { return a[0]; }', output: [1], argumentTypes: { a: 'Array' }, argumentSizes: { a: elements }, returnType: 'Number' });
+      const built = buildProbe(this.exe.device, elements);
       if (E.isLeft(built)) {
-        this.failure ??= formatDeviceError(built.left);
+        this.failure ??= built.left;
         return;
       }
       probe = built.right;
       this.probes.set(elements, probe);
     }
-    const h = await device.launch(probe, [output]);
-    if (E.isLeft(h)) {
-      this.failure ??= formatDeviceError(h.left);
-      return;
-    }
-    const r = await device.read(h.right);
-    device.free(h.right);
-    if (E.isLeft(r)) this.failure ??= formatDeviceError(r.left);
+    const done = await syncOn(this.exe.device, probe, output);
+    if (E.isLeft(done)) this.failure ??= done.left;
   }
+}
+
+/**
+ * A 1-cell kernel reading element 0 of a buffer of `elements` values; reading its result back waits for everything
+ * queued before it. gpu.js specializes a kernel to its first arguments' sizes, hence one probe per size.
+ */
+export function buildProbe(device: Device, elements: number): E.Either<string, DeviceKernel> {
+  const built = device.buildKernel({ name: `probe[${elements}]`, source: 'function(a) { return a[0]; }', output: [1], argumentTypes: { a: 'Array' }, argumentSizes: { a: elements }, returnType: 'Number' });
+  return E.isLeft(built) ? E.left(formatDeviceError(built.left)) : built;
+}
+
+/** Waits until `output` (and all work queued before it) is computed: the probe's launch and a 4-byte readback. */
+export async function syncOn(device: Device, probe: DeviceKernel, output: DeviceHandle): Promise<E.Either<string, void>> {
+  const h = await device.launch(probe, [output]);
+  if (E.isLeft(h)) return E.left(formatDeviceError(h.left));
+  const r = await device.read(h.right);
+  device.free(h.right);
+  return E.isLeft(r) ? E.left(formatDeviceError(r.left)) : E.right(undefined);
 }
 
 /** Milliseconds per op, costliest first. */
