@@ -1,6 +1,7 @@
 // The pretraining runtime (effects live here): data and views on the host, ONE compiled training step on the
 // device with every state tensor resident between steps, metrics read back every `metricsEvery` steps,
 // pictures, atomic checkpoints, exact resume, Ctrl-C and non-finite-loss handling.
+import { gpujsTarget } from '../compiler/targets/gpujs/target.ts';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
@@ -291,7 +292,7 @@ function planStep(config: Config, log: Logger): E.Either<string, RunResult> {
   const largest = [...p.kernels].sort((a, c) => bufferBytes(c.root) - bufferBytes(a.root))[0];
   log.info(`plan: ${p.kernels.length} kernels (${new Set(p.sources).size} distinct sources)`);
   log.info(`memory plan: peak ${mib(p.memory.peakBytes)} (state and inputs ${mib(p.memory.inputBytes)}, no-reuse ${mib(p.memory.noReuseBytes)}); largest tensor ${describeTensor(largest.root)} = ${mib(bufferBytes(largest.root))}`);
-  if (p.oversize.length > 0) log.info(`this step cannot run with these sizes: ${describeOversize(p.oversize, limits)}`);
+  if (p.oversize.length > 0) log.info(`this step cannot run with these sizes: ${describeOversize(p.oversize, gpujsTarget.limitsText(limits))}`);
   return E.right({ steps: 0, firstLoss: NaN, lastLoss: NaN, objectiveStart: NaN, objectiveEnd: NaN, checkpoint: '', backend: 'none (plan only)', interrupted: false });
 }
 

@@ -2,19 +2,21 @@
 // `compile` builds the kernels on a device and returns an Executable whose inputs and outputs stay on
 // the device; only what the caller reads comes back.
 import * as E from 'fp-ts/lib/Either.js';
-import { kernelSignature, kernelSource } from './codegen.ts';
-import { kernelDispatch } from './dispatch.ts';
+import { kernelSignature, kernelSource } from './targets/gpujs/render.ts';
+import { kernelDispatch } from './targets/gpujs/dispatch.ts';
+import { gpujsTarget } from './targets/gpujs/target.ts';
+import type { Target } from './target.ts';
 import { SourceCache } from './runtime/cache.ts';
 import { stopGradient } from './build.ts';
 import { makeGraph, numel, showShape, type Graph, type Node } from './ir.ts';
-import { describeOversize, oversizeTensors, planMemory, type MemoryPlan } from './memplan.ts';
+import { describeOversize, planMemory, type MemoryPlan } from './memplan.ts';
 import { optimize } from './passes/index.ts';
 import { explicitConvPadding } from './passes/explicitConvPadding.ts';
 import { splitReductions } from './passes/splitReductions.ts';
 import { chooseBackend } from './runtime/backend.ts';
 import { Device, DeviceHandle, type DeviceKernel } from './runtime/device.ts';
 import { formatDeviceError, type BackendName, type DeviceError } from './runtime/errors.ts';
-import { schedule, tileAxisOf, type KernelPlan } from './schedule.ts';
+import { schedule, type KernelPlan } from './schedule.ts';
 import { formatShapeErrors, typecheck } from './typecheck.ts';
 
 export interface ProgramPlan {
@@ -38,24 +40,27 @@ export interface PlanOptions {
    * 2^24, is where float indices stop being exact; tests lower it to put every lowering rule through that path.
    */
   readonly symbolicIndexFrom?: number;
+  /** The target whose limits and schedule choices apply (gpu.js by default). */
+  readonly target?: Target;
 }
 
 /** Typecheck, optimize, fuse, schedule, generate sources and plan memory. Pure apart from the optional source cache. */
 export function plan(graph: Graph, limits: { maxBufferBytes: number } = { maxBufferBytes: 2 ** 31 }, options: PlanOptions = {}): E.Either<string, ProgramPlan> {
   const { sourceCache, symbolicIndexFrom } = options;
+  const target = options.target ?? gpujsTarget;
   const checked = typecheck(graph);
   if (E.isLeft(checked)) return E.left(`the graph does not typecheck:\n${formatShapeErrors(checked.left)}`);
   // An output that is (or simplifies to) a bound leaf gets its own copy, so the caller never receives its own
   // buffer back; so does one whose kernel is worth register-tiling, so the caller reads the plain layout.
   // Outputs that are the same node share one handle.
   const optimized = splitReductions(explicitConvPadding(optimize(graph)));
-  const copied = (n: Node): boolean => n.op === 'param' || n.op === 'input' || tileAxisOf(n) !== null;
+  const copied = (n: Node): boolean => n.op === 'param' || n.op === 'input' || target.tileAxis(n) !== null;
   const g = makeGraph(Object.fromEntries(Object.entries(optimized.outputs).map(([k, n]) => [k, copied(n) ? stopGradient(n) : n])));
-  const { kernels } = schedule(g);
+  const { kernels } = schedule(g, target);
   const memory = planMemory(g, kernels);
-  const tooBig = oversizeTensors(g, kernels, limits);
+  const tooBig = target.oversize(g, kernels, limits);
   if (tooBig.length > 0 && options.allowOversize !== true) {
-    return E.left(`memory plan (peak ${memory.peakBytes} bytes): ${describeOversize(tooBig, limits)}`);
+    return E.left(`memory plan (peak ${memory.peakBytes} bytes): ${describeOversize(tooBig, target.limitsText(limits))}`);
   }
   const bindings = new Map<string, Node>();
   for (const n of g.nodes) {

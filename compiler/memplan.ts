@@ -1,9 +1,7 @@
 // The memory plan: liveness over the kernel schedule. Every kernel output is allocated at its launch and
 // freed right after its last reader (graph outputs are handed to the caller instead). Peak bytes are known
 // before anything runs, and tensors that no backend could hold fail here, naming the tensor.
-import { exactDispatch } from './dispatch.ts';
 import { numel, showShape, type Graph, type Node } from './ir.ts';
-import { FLOAT_EXACT } from './lowering.ts';
 import { bufferBytes, type KernelPlan } from './schedule.ts';
 
 export type Step = { readonly kind: 'launch'; readonly kernel: number } | { readonly kind: 'free'; readonly node: number };
@@ -18,33 +16,16 @@ export interface MemoryPlan {
   readonly inputBytes: number;
 }
 
-/**
- * Index limits of generated kernels: coordinates are floats (exact below 2^24 per axis), flat indices into large
- * tensors are 32-bit integers (see lowering.ts), and a kernel's threads need exact coordinates too.
- */
-const MAX_TENSOR_ELEMENTS = 2 ** 31 - 1;
-const MAX_AXIS = FLOAT_EXACT - 1;
-
 export const describeTensor = (n: Node): string =>
   `${n.op === 'param' || n.op === 'input' ? `${n.op} '${(n.params as { name: string }).name}'` : `${n.layer === '' ? '<top>' : n.layer}: ${n.op}`} ${showShape(n.shape)}`;
 
-const indexable = (shape: readonly number[]): boolean => numel(shape) <= MAX_TENSOR_ELEMENTS && shape.every((d) => d <= MAX_AXIS);
-
-/** Tensors that no backend could hold: beyond exact indices (or a kernel's dispatch), or more bytes than a buffer. */
-export function oversizeTensors(graph: Graph, kernels: readonly KernelPlan[], limits: { maxBufferBytes: number }): Node[] {
-  const bufferInputs = graph.nodes.filter((n) => n.op === 'param' || n.op === 'input');
-  const fits = (n: Node) => indexable(n.shape) && bufferBytes(n) <= limits.maxBufferBytes;
-  return [...bufferInputs.filter((n) => !fits(n)), ...kernels.filter((k) => !fits(k.root) || !exactDispatch(k.root.shape, k.tile)).map((k) => k.root)];
-}
-
-/** One message naming the offending tensors (largest first, at most `show` of them). */
-export function describeOversize(tooBig: readonly Node[], limits: { maxBufferBytes: number }, show = 8): string {
+/** One message naming the offending tensors (largest first, at most `show` of them) and the target's limits. */
+export function describeOversize(tooBig: readonly Node[], limitsText: string, show = 8): string {
   const sorted = [...tooBig].sort((a, c) => bufferBytes(c) - bufferBytes(a));
   const lines = sorted.slice(0, show).map((n) => `  ${describeTensor(n)} = ${numel(n.shape)} elements, ${bufferBytes(n)} bytes`);
   const more = sorted.length > show ? [`  … and ${sorted.length - show} more`] : [];
   return (
-    `${tooBig.length} tensor(s) exceed the device limits (exact indices: ${MAX_TENSOR_ELEMENTS} elements, ${MAX_AXIS} per ` +
-    `axis, a 2-D dispatch with exact thread coordinates; ${limits.maxBufferBytes} bytes per buffer):\n${[...lines, ...more].join('\n')}`
+    `${tooBig.length} tensor(s) exceed the device limits (${limitsText}):\n${[...lines, ...more].join('\n')}`
   );
 }
 

@@ -1,6 +1,7 @@
 // What every primitive must provide. `registry.ts` maps every PrimName to a Prim, so forgetting a rule
 // (or a primitive) is a type error rather than a runtime surprise.
 import type { Node, ShapeInfo, ShapeResult } from './ir.ts';
+import type { F, I } from './kernel/ir.ts';
 import type { LowerCtx } from './lowering.ts';
 import type { PrimName, PrimParams } from './params.ts';
 
@@ -31,23 +32,23 @@ export interface Prim<Op extends PrimName> {
   /** Reference semantics on host arrays. */
   readonly interp: (params: PrimParams[Op], inputs: readonly Value[], out: ShapeInfo, ctx: InterpContext) => Buf;
   /**
-   * GPU lowering: statements emitted through `ctx` and the expression of the node's value at flat output
-   * index `idx`. Leaves that are buffers (param, input) are never lowered: the scheduler binds them.
+   * Lowering to the kernel IR: statements built through `ctx` and the expression of the node's value at flat
+   * output index `idx`. Leaves that are buffers (param, input) are never lowered: the scheduler binds them.
    */
-  readonly lower: (node: Node<Op>, idx: string, ctx: LowerCtx) => string;
+  readonly lower: (node: Node<Op>, idx: I, ctx: LowerCtx) => F;
   /** Inputs in which the output is linear when the other inputs are held fixed (checked by the adjoint test). */
   readonly linearIn: readonly number[] | 'all';
   /** Register tiling, for ops whose neighbouring outputs along one axis share most of their reads. */
   readonly tile?: TileRule<Op>;
 }
 
-/** How one thread computes TILE consecutive outputs along an axis (a dot's rows, a conv's output channels). */
+/** How one thread computes several consecutive outputs along an axis (a dot's rows, a conv's output channels); the target chooses how many. */
 export interface TileRule<Op extends PrimName> {
-  /** The output axis to tile, or null where this node cannot be tiled (e.g. groups narrower than a tile). */
-  readonly axis: (node: Node<Op>) => number | null;
+  /** The output axis to tile `width` wide, or null where this node cannot be (e.g. groups narrower than a tile). */
+  readonly axis: (node: Node<Op>, width: number) => number | null;
   /**
-   * Like `lower`, for the TILE flat output indices `idxs` (consecutive along `axis`) at once: one pass over
+   * Like `lower`, for the flat output indices `idxs` (consecutive along `axis`) at once: one pass over
    * the reads, which the kernel writer shares wherever their index expressions coincide.
    */
-  readonly lower: (node: Node<Op>, idxs: readonly string[], ctx: LowerCtx) => readonly string[];
+  readonly lower: (node: Node<Op>, idxs: readonly I[], ctx: LowerCtx) => readonly F[];
 }

@@ -1,11 +1,8 @@
 // Fusion and scheduling: decide which nodes become buffers ("materialized"); every other node is inlined
 // into the kernel of the buffer that consumes it, as index arithmetic (movement ops) or recomputed
 // arithmetic (elementwise ops). The result is a linear schedule of kernels, one per materialized node.
-import { MAX_KERNEL_INPUTS, tileable } from './dispatch.ts';
 import { numel, type Graph, type Node } from './ir.ts';
-import type { PrimName } from './params.ts';
-import type { TileRule } from './prim.ts';
-import { registry } from './registry.ts';
+import type { ScheduleTarget } from './target.ts';
 
 /** Ops that own loops; they always get their own kernel. */
 const HEAVY = new Set(['sum', 'reduceMax', 'dot', 'conv2d', 'pool2d', 'topk']);
@@ -50,7 +47,7 @@ function movementChain(n: Node, buffers: ReadonlySet<number>, ops: ReadonlySet<s
 const isIndexOnly = (n: Node, buffers: ReadonlySet<number>): boolean => movementChain(n, buffers, MOVEMENT);
 const isCheapReread = (n: Node, buffers: ReadonlySet<number>): boolean => movementChain(n, buffers, CHEAP_REREAD);
 
-export function schedule(graph: Graph): Schedule {
+export function schedule(graph: Graph, target: ScheduleTarget): Schedule {
   const consumers = new Map<number, number>();
   for (const n of graph.nodes) for (const i of n.inputs) consumers.set(i.id, (consumers.get(i.id) ?? 0) + 1);
   const outputs = new Set(Object.values(graph.outputs).map((n) => n.id));
@@ -73,7 +70,7 @@ export function schedule(graph: Graph): Schedule {
   // Respect the per-kernel input limit by materializing inlined subtrees that read many buffers.
   let kernels = buildPlans(graph, mat);
   for (let guard = 0; guard < graph.nodes.length; guard++) {
-    const over = kernels.find((k) => k.args.length > MAX_KERNEL_INPUTS);
+    const over = kernels.find((k) => k.args.length > target.maxKernelInputs);
     if (over === undefined) break;
     const best = over.inlined
       .filter((n) => !isIndexOnly(n, mat))
@@ -84,7 +81,7 @@ export function schedule(graph: Graph): Schedule {
     mat.add(best.n.id);
     kernels = buildPlans(graph, mat);
   }
-  return { kernels: assignTiles(sinkCopies(kernels), outputs), materialized: mat };
+  return { kernels: assignTiles(sinkCopies(kernels), outputs, target), materialized: mat };
 }
 
 /**
@@ -109,22 +106,15 @@ function sinkCopies(plans: readonly UntiledPlan[]): UntiledPlan[] {
   return order;
 }
 
-/** The axis along which a kernel computing `n` would be register-tiled, or null (no rule, or not `tileable`). */
-export function tileAxisOf(n: Node): number | null {
-  const rule = registry[n.op as PrimName].tile as TileRule<PrimName> | undefined;
-  const axis = rule === undefined ? null : rule.axis(n);
-  return axis !== null && tileable(n.shape, axis) ? axis : null;
-}
-
 /**
  * Register tiling: a kernel whose root has a tile rule computes TILE outputs per thread wherever its axis
  * allows. Its buffer is then stored tiled, which the index arithmetic of every consumer follows; graph
  * outputs keep the plain layout because the caller reads them (`plan` gives tileable outputs a copy kernel).
  */
-function assignTiles(plans: readonly UntiledPlan[], outputs: ReadonlySet<number>): KernelPlan[] {
+function assignTiles(plans: readonly UntiledPlan[], outputs: ReadonlySet<number>, target: ScheduleTarget): KernelPlan[] {
   const tiles = new Map<number, number>();
   for (const { root } of plans) {
-    const axis = outputs.has(root.id) ? null : tileAxisOf(root);
+    const axis = outputs.has(root.id) ? null : target.tileAxis(root);
     if (axis !== null) tiles.set(root.id, axis);
   }
   return plans.map((p) => ({ ...p, tile: tiles.get(p.root.id) ?? null, argTiles: p.args.map((a) => tiles.get(a.id) ?? null) }));

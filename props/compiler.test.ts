@@ -7,7 +7,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import fc from 'fast-check';
 import { vjp } from '../compiler/autodiff.ts';
 import * as b from '../compiler/build.ts';
-import { dispatchOf, MAX_KERNEL_INPUTS } from '../compiler/dispatch.ts';
+import { dispatchOf, MAX_KERNEL_INPUTS } from '../compiler/targets/gpujs/dispatch.ts';
 import { compile, plan, type ProgramPlan } from '../compiler/compile.ts';
 import { makeGraph, type Node } from '../compiler/ir.ts';
 import { interpret } from '../compiler/interp/interpret.ts';
@@ -186,7 +186,7 @@ describe('generated code', () => {
     for (const [, name, expr] of src.matchAll(/(?:const|let) (\w+) = ([^;]+);/g)) {
       if ((expr.match(/\b\w+\b/g) ?? []).some((w) => tainted.has(w))) tainted.add(name);
     }
-    const base = /a0\[(t\d+) \+ [rt]\d+\]/.exec(src)?.[1];
+    const base = /a0\[\(?(t\d+) \+ [rt]\d+\)?\]/.exec(src)?.[1];
     assert.ok(base !== undefined && !tainted.has(base) && src.includes('this.thread.y'), `the row of A must be indexed by thread.y alone:\n${src}`);
   });
 

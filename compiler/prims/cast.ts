@@ -1,5 +1,6 @@
 import * as b from '../build.ts';
 import { ok } from '../ir.ts';
+import { fcmp, fconst, fselect, unary } from '../kernel/ir.ts';
 import type { Prim } from '../prim.ts';
 /** Dtype conversion: f32→i32 truncates toward zero, anything→bool is `!= 0`, bool→number is 0/1. */
 export const cast: Prim<'cast'> = {
@@ -17,9 +18,9 @@ export const cast: Prim<'cast'> = {
     return out;
   },
   lower: (node, idx, ctx) => {
-    const x = ctx.bind(ctx.input(0, idx));
+    const x = ctx.input(0, idx);
     const to = node.params.dtype;
-    return to === 'bool' ? `(${x} != 0.0 ? 1.0 : 0.0)` : to === 'i32' ? `(${x} >= 0.0 ? Math.floor(${x}) : -Math.floor(-${x}))` : x;
+    return to === 'bool' ? fselect(fcmp('!=', x, fconst(0)), fconst(1), fconst(0)) : to === 'i32' ? unary('trunc', x) : x;
   },
   linearIn: [],
 };

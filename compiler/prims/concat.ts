@@ -1,5 +1,6 @@
 import * as b from '../build.ts';
 import { fail, numel, ok, showShape } from '../ir.ts';
+import { fconst, fselect, iclamp, icmp, iconst, isub } from '../kernel/ir.ts';
 import type { Prim } from '../prim.ts';
 /** Join tensors along `axis` (all other dims equal). */
 export const concat: Prim<'concat'> = {
@@ -44,12 +45,11 @@ export const concat: Prim<'concat'> = {
     const c = ctx.coords(node.shape, idx);
     const offsets = node.inputs.reduce<number[]>((acc, x) => [...acc, acc[acc.length - 1] + x.shape[a]], [0]);
     // Select from the last operand backwards: (c < off1 ? in0 : (c < off2 ? in1 : in2)).
-    let expr = '';
+    let expr = fconst(0);
     for (let k = node.inputs.length - 1; k >= 0; k--) {
-      const local = c.map((v, ax) => (ax === a && offsets[k] > 0 ? `(${v} - ${offsets[k]}.0)` : v));
-      const clamped = local.map((v, ax) => (ax === a ? `Math.min(Math.max(${v}, 0.0), ${node.inputs[k].shape[a] - 1}.0)` : v));
-      const val = ctx.input(k, ctx.flat(clamped, node.inputs[k].shape));
-      expr = k === node.inputs.length - 1 ? val : `(${c[a]} < ${offsets[k + 1]}.0 ? ${val} : ${expr})`;
+      const local = c.map((v, ax) => (ax === a ? ctx.bindIndex(iclamp(isub(v, iconst(offsets[k])), 0, node.inputs[k].shape[a] - 1)) : v));
+      const val = ctx.input(k, ctx.flat(local, node.inputs[k].shape));
+      expr = k === node.inputs.length - 1 ? val : fselect(icmp('<', c[a], iconst(offsets[k + 1])), val, expr);
     }
     return expr;
   },

@@ -1,6 +1,7 @@
 import * as b from '../build.ts';
 import { fail, numel, ok, showShape, type Node } from '../ir.ts';
-import { MAX_KERNEL_INPUTS, TILE } from '../dispatch.ts';
+import { MAX_KERNEL_INPUTS } from '../targets/gpujs/dispatch.ts';
+import { all, fadd, fconst, fmul, fref, guard, iadd, iclamp, iconst, idiv, imul, inRange, isub, type B, type F, type I } from '../kernel/ir.ts';
 import type { LowerCtx } from '../lowering.ts';
 import type { Prim } from '../prim.ts';
 
@@ -72,7 +73,7 @@ export const conv2d: Prim<'conv2d'> = {
   // A thread computes TILE output channels of one pixel: each input element it reads serves all of them
   // (so the channels must lie in one group).
   tile: {
-    axis: (node) => ((node.inputs[1].shape[0] / node.params.groups) % TILE === 0 ? 1 : null),
+    axis: (node, width) => ((node.inputs[1].shape[0] / node.params.groups) % width === 0 ? 1 : null),
     lower: (node, idxs, ctx) => lowerConv(node, idxs, ctx),
   },
   linearIn: [0, 1],
@@ -185,7 +186,7 @@ export function batchSplit(N: number, length: number): number {
 }
 
 /** One pass over the window accumulating the outputs at flat indices `idxs` (channels of one pixel when several). */
-function lowerConv(node: Node<'conv2d'>, idxs: readonly string[], ctx: LowerCtx): string[] {
+function lowerConv(node: Node<'conv2d'>, idxs: readonly I[], ctx: LowerCtx): F[] {
   const [x, w] = node.inputs;
   const [, C, H, W] = x.shape;
   const [O, Cg, kh, kw] = w.shape;
@@ -193,35 +194,31 @@ function lowerConv(node: Node<'conv2d'>, idxs: readonly string[], ctx: LowerCtx)
   const coords = idxs.map((idx) => ctx.coords(node.shape, idx));
   // A tile spans output channels only: its pixel (n, i, j) is shared, so the reads of x coincide.
   const [[n, , i, j]] = coords;
-  const outs = coords.map(([, o]) => ({ o, grp: groups === 1 ? '0.0' : ctx.bind(`Math.floor(${o} / ${O / groups}.0)`), acc: ctx.variable('0.0') }));
+  const outs = coords.map(([, o]) => ({ o, grp: groups === 1 ? iconst(0) : ctx.bindIndex(idiv(o, O / groups)), acc: ctx.variable(fconst(0)) }));
   // Each operand's plane: a base hoisted out of the window loops, or for a large operand (an activation, or the
   // cotangent when this conv is a weight gradient) its coordinates.
   const [largeX, largeW] = [ctx.large(x.shape), ctx.large(w.shape)];
-  const xAt = (xc: string, row: string, col: string): string => (largeX ? ctx.flat([n, xc, row, col], x.shape) : `${xc} + ${row} * ${W}.0 + ${col}`);
-  const wAt = (o: string, wc: string, a: string, e: string): string => (largeW ? ctx.flat([o, wc, a, e], w.shape) : `${wc} + ${a} * ${kw}.0 + ${e}`);
+  const xAt = (xc: I, row: I, col: I): I => (largeX ? ctx.flat([n, xc, row, col], x.shape) : iadd(iadd(xc, imul(row, iconst(W))), col));
+  const wAt = (o: I, wc: I, a: I, e: I): I => (largeW ? ctx.flat([o, wc, a, e], w.shape) : iadd(iadd(wc, imul(a, iconst(kw))), e));
   ctx.loop(Cg, (c) => {
     const bases = outs.map(({ o, grp }) => ({
-      xc: ctx.bind(largeX ? `${grp} * ${Cg}.0 + ${c}` : `(${n} * ${C}.0 + ${grp} * ${Cg}.0 + ${c}) * ${H * W}.0`),
-      wc: largeW ? c : ctx.bind(`(${o} * ${Cg}.0 + ${c}) * ${kh * kw}.0`),
+      xc: ctx.bindIndex(largeX ? iadd(imul(grp, iconst(Cg)), c) : imul(iadd(iadd(imul(n, iconst(C)), imul(grp, iconst(Cg))), c), iconst(H * W))),
+      wc: largeW ? c : ctx.bindIndex(imul(iadd(imul(o, iconst(Cg)), c), iconst(kh * kw))),
     }));
     ctx.loop(kh, (a) => {
-      const y = ctx.bind(`${i} * ${stride[0]}.0 + ${a} * ${dilation[0]}.0 - ${padding[0]}.0`);
+      const y = ctx.bindIndex(isub(iadd(imul(i, iconst(stride[0])), imul(a, iconst(dilation[0]))), iconst(padding[0])));
       ctx.loop(kw, (e) => {
-        const xx = ctx.bind(`${j} * ${stride[1]}.0 + ${e} * ${dilation[1]}.0 - ${padding[1]}.0`);
+        const xx = ctx.bindIndex(isub(iadd(imul(j, iconst(stride[1])), imul(e, iconst(dilation[1]))), iconst(padding[1])));
+        // Taps outside the input read a clamped (in-bounds) element and count as zero.
+        const inside: B | null = all([inRange(y, 0, H), inRange(xx, 0, W)].filter((b): b is B => b !== null));
+        const [cy, cx] = [ctx.bindIndex(iclamp(y, 0, H - 1)), ctx.bindIndex(iclamp(xx, 0, W - 1))];
         outs.forEach(({ o, acc }, t) => {
           const { xc, wc } = bases[t];
           const wv = ctx.input(1, wAt(o, wc, a, e));
-          if (padding[0] === 0 && padding[1] === 0) {
-            ctx.emit(`${acc} += ${ctx.input(0, xAt(xc, y, xx))} * ${wv};`);
-          } else {
-            const inside = `${y} >= 0.0 && ${y} < ${H}.0 && ${xx} >= 0.0 && ${xx} < ${W}.0`;
-            const cy = `Math.min(Math.max(${y}, 0.0), ${H - 1}.0)`;
-            const cx = `Math.min(Math.max(${xx}, 0.0), ${W - 1}.0)`;
-            ctx.emit(`${acc} += (${inside} ? ${ctx.input(0, xAt(xc, cy, cx))} : 0.0) * ${wv};`);
-          }
+          ctx.set(acc, fadd(fref(acc), fmul(guard(inside, ctx.input(0, xAt(xc, cy, cx)), fconst(0)), wv)));
         });
       });
     });
   });
-  return outs.map((t) => t.acc);
+  return outs.map((t) => fref(t.acc));
 }

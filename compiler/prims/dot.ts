@@ -1,5 +1,6 @@
 import * as b from '../build.ts';
 import { fail, numel, ok, showShape, type Node } from '../ir.ts';
+import { fadd, fconst, fmul, fref, iadd, iconst, imul, type F, type I } from '../kernel/ir.ts';
 import type { LowerCtx } from '../lowering.ts';
 import type { Prim } from '../prim.ts';
 
@@ -47,7 +48,7 @@ export const dot: Prim<'dot'> = {
 };
 
 /** One K-loop accumulating the outputs at flat indices `idxs` (rows of one column when several). */
-function lowerDot(node: Node<'dot'>, idxs: readonly string[], ctx: LowerCtx): string[] {
+function lowerDot(node: Node<'dot'>, idxs: readonly I[], ctx: LowerCtx): F[] {
   const [a, c] = node.inputs;
   const r = a.shape.length;
   const [M, K, N] = [a.shape[r - 2], a.shape[r - 1], c.shape[r - 1]];
@@ -55,20 +56,20 @@ function lowerDot(node: Node<'dot'>, idxs: readonly string[], ctx: LowerCtx): st
     const o = ctx.coords(node.shape, idx);
     const batchCoords = o.slice(0, r - 2);
     // Row and column bases are hoisted out of the K loop; large operands are indexed by coordinates instead.
-    const batch = ctx.large(a.shape) && ctx.large(c.shape) ? '' : ctx.flat(batchCoords, node.shape.slice(0, r - 2));
-    const aBase = ctx.large(a.shape) ? '' : ctx.bind(`${batch} * ${M * K}.0 + ${o[r - 2]} * ${K}.0`);
-    const cBase = ctx.large(c.shape) ? '' : ctx.bind(`${batch} * ${K * N}.0 + ${o[r - 1]}`);
+    const batch = ctx.large(a.shape) && ctx.large(c.shape) ? iconst(0) : ctx.flat(batchCoords, node.shape.slice(0, r - 2));
+    const aBase = ctx.large(a.shape) ? iconst(0) : ctx.bindIndex(iadd(imul(batch, iconst(M * K)), imul(o[r - 2], iconst(K))));
+    const cBase = ctx.large(c.shape) ? iconst(0) : ctx.bindIndex(iadd(imul(batch, iconst(K * N)), o[r - 1]));
     return {
-      aAt: (k: string) => (ctx.large(a.shape) ? ctx.flat([...batchCoords, o[r - 2], k], a.shape) : `${aBase} + ${k}`),
-      cAt: (k: string) => (ctx.large(c.shape) ? ctx.flat([...batchCoords, k, o[r - 1]], c.shape) : `${cBase} + ${k} * ${N}.0`),
-      acc: ctx.variable('0.0'),
+      aAt: (k: I) => (ctx.large(a.shape) ? ctx.flat([...batchCoords, o[r - 2], k], a.shape) : iadd(aBase, k)),
+      cAt: (k: I) => (ctx.large(c.shape) ? ctx.flat([...batchCoords, k, o[r - 1]], c.shape) : iadd(cBase, imul(k, iconst(N)))),
+      acc: ctx.variable(fconst(0)),
     };
   });
   ctx.accumulate(
     K,
     outs.map((o) => o.acc),
-    (k) => outs.map(({ aAt, cAt }) => ctx.bind(`${ctx.input(0, aAt(k))} * ${ctx.input(1, cAt(k))}`)),
-    (x, y) => `${x} + ${y}`,
+    (k) => outs.map(({ aAt, cAt }) => ctx.bind(fmul(ctx.input(0, aAt(k)), ctx.input(1, cAt(k))))),
+    fadd,
   );
-  return outs.map((o) => o.acc);
+  return outs.map((o) => fref(o.acc));
 }

@@ -4,6 +4,7 @@ import * as b from '../build.ts';
 import { fail, ok, sameShape, showShape, type DType, type Node, type ShapeInfo, type ShapeResult } from '../ir.ts';
 import type { Prim } from '../prim.ts';
 import type { LowerCtx } from '../lowering.ts';
+import { fcmp, fconst, fselect, type CompareOp, type F } from '../kernel/ir.ts';
 import type { PrimName } from '../params.ts';
 
 type UnaryName = 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'reciprocal' | 'abs' | 'sign' | 'tanh';
@@ -29,8 +30,8 @@ export function unaryPrim<Op extends UnaryName>(
   f: (x: number) => number,
   /** d/dx given x, y = f(x) and the output cotangent g; null when the derivative is zero almost everywhere. */
   vjp: (x: Node, y: Node, g: Node) => Node | null,
-  /** The same function in the kernel dialect (gpu.js JavaScript subset), given the operand expression. */
-  expr: (x: string, ctx: LowerCtx) => string,
+  /** The same function in the kernel IR, given the (bound) operand. */
+  expr: (x: F, ctx: LowerCtx) => F,
   linear = false,
 ): Prim<Op> {
   return {
@@ -52,7 +53,7 @@ export function binaryPrim<Op extends BinaryName>(
   name: Op,
   f: (a: number, c: number) => number,
   vjp: (a: Node, c: Node, y: Node, g: Node) => readonly [Node | null, Node | null],
-  expr: (a: string, c: string) => string,
+  expr: (a: F, c: F) => F,
   linearIn: readonly number[],
 ): Prim<Op> {
   return {
@@ -70,13 +71,13 @@ export function binaryPrim<Op extends BinaryName>(
   };
 }
 
-export function comparePrim<Op extends CompareName>(name: Op, f: (a: number, c: number) => boolean, operator: string): Prim<Op> {
+export function comparePrim<Op extends CompareName>(name: Op, f: (a: number, c: number) => boolean, operator: CompareOp): Prim<Op> {
   return {
     name,
     arity: 2,
     shape: (_p, inputs) => binaryShape(inputs, 'bool'),
     vjp: () => [null, null],
-    lower: (_n, idx, ctx) => `(${ctx.input(0, idx)} ${operator} ${ctx.input(1, idx)} ? 1.0 : 0.0)`,
+    lower: (_n, idx, ctx) => fselect(fcmp(operator, ctx.input(0, idx), ctx.input(1, idx)), fconst(1), fconst(0)),
     interp: (_p, [a, c], _out, ctx) => {
       const out = ctx.alloc(a.data.length);
       for (let i = 0; i < out.length; i++) out[i] = f(a.data[i], c.data[i]) ? 1 : 0;
@@ -94,7 +95,7 @@ export type { PrimName };
  * maximum/minimum: the cotangent goes to the operand that wins, and is split evenly on ties (as JAX does), so the
  * rule stays symmetric in its operands. `wins(a, c)` builds the node "a strictly beats c".
  */
-export function extremumPrim<Op extends 'maximum' | 'minimum'>(name: Op, f: (a: number, c: number) => number, wins: (a: Node, c: Node) => Node, fn: string): Prim<Op> {
+export function extremumPrim<Op extends 'maximum' | 'minimum'>(name: Op, f: (a: number, c: number) => number, wins: (a: Node, c: Node) => Node, fn: (a: F, c: F) => F): Prim<Op> {
   return binaryPrim(
     name,
     f,
@@ -102,7 +103,7 @@ export function extremumPrim<Op extends 'maximum' | 'minimum'>(name: Op, f: (a: 
       const wa = b.where(wins(a, c), b.scalar(1, g), b.where(b.eq(a, c), b.scalar(0.5, g), b.scalar(0, g)));
       return [b.mul(g, wa), b.mul(g, b.sub(b.scalar(1, g), wa))];
     },
-    (a, c) => `${fn}(${a}, ${c})`,
+    fn,
     [],
   );
 }

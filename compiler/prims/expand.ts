@@ -1,5 +1,6 @@
 import * as b from '../build.ts';
 import { fail, numel, ok, showShape, stridesOf } from '../ir.ts';
+import { iconst } from '../kernel/ir.ts';
 import type { Prim } from '../prim.ts';
 import { badShape, stridedGather } from './checks.ts';
 /** Broadcast size-1 axes to `shape` (same rank). The cotangent is summed back over the broadcast axes. */
@@ -21,7 +22,7 @@ export const expand: Prim<'expand'> = {
   lower: (node, idx, ctx) => {
     const x = node.inputs[0].shape;
     const c = ctx.coords(node.shape, idx);
-    return ctx.input(0, ctx.flat(c.map((v, k) => (x[k] === 1 ? '0.0' : v)), x));
+    return ctx.input(0, ctx.flat(c.map((v, k) => (x[k] === 1 ? iconst(0) : v)), x));
   },
   linearIn: [0],
 };

@@ -1,5 +1,6 @@
 import * as b from '../build.ts';
 import { fail, numel, ok, stridesOf } from '../ir.ts';
+import { iconst, isub } from '../kernel/ir.ts';
 import type { Prim } from '../prim.ts';
 import { badAxes, stridedGather } from './checks.ts';
 /** Reverse the order of elements along `axes`. */
@@ -21,7 +22,7 @@ export const flip: Prim<'flip'> = {
   },
   lower: (node, idx, ctx) => {
     const c = ctx.coords(node.shape, idx);
-    return ctx.input(0, ctx.flat(c.map((v, k) => (node.params.axes.includes(k) ? `(${node.shape[k] - 1}.0 - ${v})` : v)), node.shape));
+    return ctx.input(0, ctx.flat(c.map((v, k) => (node.params.axes.includes(k) ? isub(iconst(node.shape[k] - 1), v) : v)), node.shape));
   },
   linearIn: [0],
 };

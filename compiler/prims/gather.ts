@@ -1,5 +1,6 @@
 import * as b from '../build.ts';
 import { fail, numel, ok, showShape, stridesOf } from '../ir.ts';
+import { iclamp, ifloor } from '../kernel/ir.ts';
 import type { Prim } from '../prim.ts';
 import { forEachIndex } from './checks.ts';
 
@@ -43,7 +44,7 @@ export const gather: Prim<'gather'> = {
     const a = node.params.axis;
     const n = node.inputs[0].shape[a];
     const c = ctx.coords(node.shape, idx);
-    const j = ctx.bind(`Math.min(Math.max(Math.floor(${ctx.input(1, idx)}), 0.0), ${n - 1}.0)`);
+    const j = ctx.bindIndex(iclamp(ifloor(ctx.input(1, idx)), 0, n - 1));
     return ctx.input(0, ctx.flat(c.map((v, k) => (k === a ? j : v)), node.inputs[0].shape));
   },
   linearIn: [0],

@@ -1,3 +1,4 @@
+import { itof } from '../kernel/ir.ts';
 import type { Prim } from '../prim.ts';
 import { forEachIndex } from './checks.ts';
 import { leafShape } from './leaves.ts';
@@ -15,6 +16,6 @@ export const iota: Prim<'iota'> = {
     });
     return r;
   },
-  lower: (node, idx, ctx) => ctx.coords(node.shape, idx)[node.params.axis],
+  lower: (node, idx, ctx) => itof(ctx.coords(node.shape, idx)[node.params.axis]),
   linearIn: [],
 };

@@ -1,4 +1,4 @@
-import { lit } from '../lowering.ts';
+import { all, fconst, guard, iadd, iclamp, icmp, iconst, idiv, imul, inRange, isub, type B } from '../kernel/ir.ts';
 import * as b from '../build.ts';
 import { fail, numel, ok, stridesOf } from '../ir.ts';
 import type { Prim } from '../prim.ts';
@@ -51,17 +51,17 @@ export const pad: Prim<'pad'> = {
     const { lo, interior, value } = node.params;
     const x = node.inputs[0].shape;
     const c = ctx.coords(node.shape, idx);
-    const conds: string[] = [];
+    const conds: B[] = [];
     const src = c.map((v, k) => {
       if (lo[k] === 0 && interior[k] === 0 && x[k] === node.shape[k]) return v;
-      const shifted = ctx.bind(lo[k] === 0 ? v : `(${v} - (${lo[k]}.0))`);
-      const q = interior[k] === 0 ? shifted : ctx.bind(`Math.floor(${shifted} / ${interior[k] + 1}.0)`);
-      if (interior[k] > 0) conds.push(`${q} * ${interior[k] + 1}.0 == ${shifted}`);
-      conds.push(`${q} >= 0.0`, `${q} < ${x[k]}.0`);
-      return ctx.bind(`Math.min(Math.max(${q}, 0.0), ${x[k] - 1}.0)`);
+      const shifted = ctx.bindIndex(isub(v, iconst(lo[k])));
+      const q = interior[k] === 0 ? shifted : ctx.bindIndex(idiv(shifted, interior[k] + 1));
+      if (interior[k] > 0) conds.push(icmp('==', imul(q, iconst(interior[k] + 1)), shifted));
+      const inside = inRange(q, 0, x[k]);
+      if (inside !== null) conds.push(inside);
+      return ctx.bindIndex(iclamp(q, 0, x[k] - 1));
     });
-    const v = ctx.input(0, ctx.flat(src, x));
-    return conds.length === 0 ? v : `(${conds.join(' && ')} ? ${v} : ${lit(value)})`;
+    return guard(all(conds), ctx.input(0, ctx.flat(src, x)), fconst(value));
   },
   linearIn: [0],
 };

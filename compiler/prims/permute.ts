@@ -1,5 +1,6 @@
 import * as b from '../build.ts';
 import { fail, numel, ok, showShape, stridesOf } from '../ir.ts';
+import { type I } from '../kernel/ir.ts';
 import type { Prim } from '../prim.ts';
 import { stridedGather } from './checks.ts';
 
@@ -26,7 +27,7 @@ export const permute: Prim<'permute'> = {
   },
   lower: (node, idx, ctx) => {
     const c = ctx.coords(node.shape, idx);
-    const src = new Array<string>(c.length);
+    const src = new Array<I>(c.length);
     node.params.perm.forEach((p, k) => (src[p] = c[k]));
     return ctx.input(0, ctx.flat(src, node.inputs[0].shape));
   },

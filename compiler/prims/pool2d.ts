@@ -1,4 +1,4 @@
-import { lit } from '../lowering.ts';
+import { all, fadd, fconst, fdiv, fmax, fref, guard, iadd, iclamp, iconst, imul, inRange, isub, type B } from '../kernel/ir.ts';
 import * as b from '../build.ts';
 import { fail, numel, ok, showShape, type Node } from '../ir.ts';
 import type { Prim } from '../prim.ts';
@@ -52,21 +52,21 @@ export const pool2d: Prim<'pool2d'> = {
     const [, C, H, W] = x.shape;
     const { mode, kernel, stride, padding } = node.params;
     const [n, c, i, j] = ctx.coords(node.shape, idx);
-    const base = ctx.large(x.shape) ? '' : ctx.bind(`(${n} * ${C}.0 + ${c}) * ${H * W}.0`);
-    const pad = lit(mode === 'max' ? NEG_SENTINEL : 0);
+    const base = ctx.large(x.shape) ? iconst(0) : ctx.bindIndex(imul(iadd(imul(n, iconst(C)), c), iconst(H * W)));
+    const pad = fconst(mode === 'max' ? NEG_SENTINEL : 0);
     const acc = ctx.variable(pad);
     ctx.loop(kernel[0], (a) => {
-      const y = ctx.bind(`${i} * ${stride[0]}.0 + ${a} - ${padding[0]}.0`);
+      const y = ctx.bindIndex(isub(iadd(imul(i, iconst(stride[0])), a), iconst(padding[0])));
       ctx.loop(kernel[1], (e) => {
-        const xx = ctx.bind(`${j} * ${stride[1]}.0 + ${e} - ${padding[1]}.0`);
-        const inside = `${y} >= 0.0 && ${y} < ${H}.0 && ${xx} >= 0.0 && ${xx} < ${W}.0`;
-        const [cy, cx] = [`Math.min(Math.max(${y}, 0.0), ${H - 1}.0)`, `Math.min(Math.max(${xx}, 0.0), ${W - 1}.0)`];
-        const v = ctx.input(0, ctx.large(x.shape) ? ctx.flat([n, c, cy, cx], x.shape) : `${base} + ${cy} * ${W}.0 + ${cx}`);
-        const val = `(${inside} ? ${v} : ${pad})`;
-        ctx.emit(mode === 'max' ? `${acc} = Math.max(${acc}, ${val});` : `${acc} += ${val};`);
+        const xx = ctx.bindIndex(isub(iadd(imul(j, iconst(stride[1])), e), iconst(padding[1])));
+        const inside: B | null = all([inRange(y, 0, H), inRange(xx, 0, W)].filter((b): b is B => b !== null));
+        const [cy, cx] = [ctx.bindIndex(iclamp(y, 0, H - 1)), ctx.bindIndex(iclamp(xx, 0, W - 1))];
+        const v = ctx.input(0, ctx.large(x.shape) ? ctx.flat([n, c, cy, cx], x.shape) : iadd(iadd(base, imul(cy, iconst(W))), cx));
+        const val = guard(inside, v, pad);
+        ctx.set(acc, mode === 'max' ? fmax(fref(acc), val) : fadd(fref(acc), val));
       });
     });
-    return mode === 'max' ? acc : `(${acc} / ${kernel[0] * kernel[1]}.0)`;
+    return mode === 'max' ? fref(acc) : fdiv(fref(acc), fconst(kernel[0] * kernel[1]));
   },
   linearIn: [],
 };

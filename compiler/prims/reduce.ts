@@ -1,6 +1,7 @@
 // Shared rules of the axis reductions (sum and reduceMax each have their own file).
 import { fail, ok, stridesOf, type Shape, type ShapeInfo, type ShapeResult } from '../ir.ts';
 import type { Buf, Value } from '../prim.ts';
+import { fref, iadd, iconst, imul, type F, type I } from '../kernel/ir.ts';
 import type { LowerCtx } from '../lowering.ts';
 import { badAxes, forEachIndex } from './checks.ts';
 
@@ -27,22 +28,22 @@ export function reduceInterp(x: Value, axes: readonly number[], out: Buf, init: 
 }
 
 /** One loop over the reduced elements of output slot `idx`, folding them with the associative `combine`. */
-export function lowerReduce(node: { readonly shape: Shape; readonly inputs: readonly { readonly shape: Shape }[]; readonly params: { readonly axes: readonly number[] } }, idx: string, ctx: LowerCtx, init: string, combine: (a: string, b: string) => string): string {
+export function lowerReduce(node: { readonly shape: Shape; readonly inputs: readonly { readonly shape: Shape }[]; readonly params: { readonly axes: readonly number[] } }, idx: I, ctx: LowerCtx, init: F, combine: (a: F, b: F) => F): F {
   const x = node.inputs[0].shape;
   const axes = node.params.axes;
   const kept = x.map((_d, i) => i).filter((i) => !axes.includes(i));
   const oc = kept.length === 0 ? [] : ctx.coords(node.shape, idx);
   const xs = stridesOf(x);
   const large = ctx.large(x);
-  const base = kept.length === 0 || large ? '0.0' : ctx.bind(kept.map((ax, k) => `${oc[k]} * ${xs[ax]}.0`).join(' + '));
+  const base = kept.length === 0 || large ? iconst(0) : ctx.bindIndex(kept.reduce<I>((acc, ax, k) => iadd(acc, imul(oc[k], iconst(xs[ax]))), iconst(0)));
   const rshape = axes.map((a) => x[a]);
   const count = rshape.reduce((a, c) => a * c, 1);
   const acc = ctx.variable(init);
   ctx.accumulate(count, [acc], (r) => {
     const rc = ctx.coords(rshape, r);
     if (large) return [ctx.input(0, ctx.flat(x.map((_d, ax) => (axes.includes(ax) ? rc[axes.indexOf(ax)] : oc[kept.indexOf(ax)])), x))];
-    const off = axes.length === 0 ? '0.0' : axes.map((ax, k) => `${rc[k]} * ${xs[ax]}.0`).join(' + ');
-    return [ctx.input(0, `${base} + ${off}`)];
+    const off = axes.reduce<I>((acc, ax, k) => iadd(acc, imul(rc[k], iconst(xs[ax]))), iconst(0));
+    return [ctx.input(0, iadd(base, off))];
   }, combine);
-  return acc;
+  return fref(acc);
 }

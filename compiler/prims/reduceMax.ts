@@ -1,5 +1,5 @@
 import { lowerReduce } from './reduce.ts';
-import { lit } from '../lowering.ts';
+import { fconst, fmax } from '../kernel/ir.ts';
 import { NEG_SENTINEL } from './pool2d.ts';
 import * as b from '../build.ts';
 import { numel } from '../ir.ts';
@@ -18,6 +18,6 @@ export const reduceMax: Prim<'reduceMax'> = {
     return [b.div(b.mul(b.unreduce(g, axes, x.shape), isMax), count)];
   },
   interp: (p, [x], out, ctx) => reduceInterp(x, p.axes, ctx.alloc(numel(out.shape)), -Infinity, (a, v) => (v > a ? v : a)),
-  lower: (node, idx, ctx) => lowerReduce(node, idx, ctx, lit(NEG_SENTINEL), (a, b) => `Math.max(${a}, ${b})`),
+  lower: (node, idx, ctx) => lowerReduce(node, idx, ctx, fconst(NEG_SENTINEL), fmax),
   linearIn: [],
 };

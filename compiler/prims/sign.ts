@@ -1,3 +1,4 @@
+import { fcmp, fconst, fselect } from '../kernel/ir.ts';
 import { unaryPrim } from './elementwise.ts';
 // Piecewise constant: zero derivative everywhere it exists.
-export const sign = unaryPrim('sign', (x) => (x > 0 ? 1 : x < 0 ? -1 : 0), () => null, (x) => `(${x} > 0.0 ? 1.0 : (${x} < 0.0 ? -1.0 : 0.0))`);
+export const sign = unaryPrim('sign', (x) => (x > 0 ? 1 : x < 0 ? -1 : 0), () => null, (x) => fselect(fcmp('>', x, fconst(0)), fconst(1), fselect(fcmp('<', x, fconst(0)), fconst(-1), fconst(0))));

@@ -1,5 +1,6 @@
 import * as b from '../build.ts';
 import { fail, numel, ok, showShape, stridesOf } from '../ir.ts';
+import { iadd, iconst, imul } from '../kernel/ir.ts';
 import type { Prim } from '../prim.ts';
 import { stridedGather } from './checks.ts';
 /** x[start:stop:step] per axis (step ≥ 1). The cotangent is placed back with (interior) padding. */
@@ -31,7 +32,7 @@ export const slice: Prim<'slice'> = {
   },
   lower: (node, idx, ctx) => {
     const { start, step } = node.params;
-    const c = ctx.coords(node.shape, idx).map((v, k) => (step[k] === 1 ? (start[k] === 0 ? v : `(${v} + ${start[k]}.0)`) : `(${v} * ${step[k]}.0 + ${start[k]}.0)`));
+    const c = ctx.coords(node.shape, idx).map((v, k) => iadd(imul(v, iconst(step[k])), iconst(start[k])));
     return ctx.input(0, ctx.flat(c, node.inputs[0].shape));
   },
   linearIn: [0],

@@ -1,3 +1,4 @@
+import { fadd, fconst } from '../kernel/ir.ts';
 import { lowerReduce } from './reduce.ts';
 import * as b from '../build.ts';
 import { numel } from '../ir.ts';
@@ -10,6 +11,6 @@ export const sum: Prim<'sum'> = {
   shape: (p, inputs) => reduceShape(p.axes, inputs),
   vjp: (node, g) => [b.unreduce(g, node.params.axes, node.inputs[0].shape)],
   interp: (p, [x], out, ctx) => reduceInterp(x, p.axes, ctx.alloc(numel(out.shape)), 0, (a, v) => a + v),
-  lower: (node, idx, ctx) => lowerReduce(node, idx, ctx, '0.0', (a, b) => `${a} + ${b}`),
+  lower: (node, idx, ctx) => lowerReduce(node, idx, ctx, fconst(0), fadd),
   linearIn: [0],
 };

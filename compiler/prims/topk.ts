@@ -1,4 +1,5 @@
 import { fail, numel, ok, showShape, stridesOf } from '../ir.ts';
+import { and, fadd, fcmp, fconst, fref, fselect, icmp, itof, or, type I } from '../kernel/ir.ts';
 import type { Prim } from '../prim.ts';
 import { forEachIndex } from './checks.ts';
 
@@ -41,19 +42,20 @@ export const topk: Prim<'topk'> = {
     const x = node.inputs[0].shape;
     const n = x[axis];
     const c = ctx.coords(node.shape, idx);
-    const at = (v: string) => ctx.flat(c.map((u, k) => (k === axis ? v : u)), x);
+    const at = (v: I) => ctx.flat(c.map((u, k) => (k === axis ? v : u)), x);
     const better = largest ? '>' : '<';
-    const found = ctx.variable('0.0');
+    const found = ctx.variable(fconst(0));
     ctx.loop(n, (i) => {
-      const xi = ctx.bind(ctx.input(0, at(i)));
-      const rank = ctx.variable('0.0');
+      const xi = ctx.input(0, at(i));
+      const rank = ctx.variable(fconst(0));
       ctx.loop(n, (j) => {
-        const xj = ctx.bind(ctx.input(0, at(j)));
-        ctx.emit(`${rank} += (${xj} ${better} ${xi} || (${xj} == ${xi} && ${j} < ${i}) ? 1.0 : 0.0);`);
+        const xj = ctx.input(0, at(j));
+        const beats = or(fcmp(better, xj, xi), and(fcmp('==', xj, xi), icmp('<', j, i)));
+        ctx.set(rank, fadd(fref(rank), fselect(beats, fconst(1), fconst(0))));
       });
-      ctx.emit(`${found} += (${rank} == ${c[axis]} ? ${i} : 0.0);`);
+      ctx.set(found, fadd(fref(found), fselect(fcmp('==', fref(rank), itof(c[axis])), itof(i), fconst(0))));
     });
-    return found;
+    return fref(found);
   },
   linearIn: [],
 };

@@ -1,5 +1,6 @@
 import * as b from '../build.ts';
 import { fail, ok, sameShape, showShape } from '../ir.ts';
+import { fcmp, fconst, fselect } from '../kernel/ir.ts';
 import type { Prim } from '../prim.ts';
 /** where(cond, a, b): a where cond is true, else b (equal shapes; the DSL broadcasts). */
 export const where: Prim<'where'> = {
@@ -21,6 +22,6 @@ export const where: Prim<'where'> = {
     for (let i = 0; i < out.length; i++) out[i] = c.data[i] !== 0 ? x.data[i] : y.data[i];
     return out;
   },
-  lower: (_n, idx, ctx) => `(${ctx.input(0, idx)} != 0.0 ? ${ctx.input(1, idx)} : ${ctx.input(2, idx)})`,
+  lower: (_n, idx, ctx) => fselect(fcmp('!=', ctx.input(0, idx), fconst(0)), ctx.input(1, idx), ctx.input(2, idx)),
   linearIn: [1, 2],
 };

@@ -87,10 +87,10 @@ export class DeviceHandle {
     readonly id: number,
     readonly shape: KernelShape,
     readonly byteLength: number,
-    private readonly owner: Device,
+    private readonly owner: object,
   ) {}
 
-  get device(): Device {
+  get device(): object {
     return this.owner;
   }
 }
@@ -127,7 +127,7 @@ export interface LiveHandles {
   readonly bytes: number;
 }
 
-const modeOf: Record<BackendName, string> = { webgpu: 'webgpu', headlessgl: 'headlessgl', webasm: 'webasm', cpu: 'cpu' };
+const modeOf: Record<BackendName, string> = { webgpu: 'webgpu', headlessgl: 'headlessgl', webasm: 'webasm', cpu: 'cpu', wasm: 'wasm' };
 
 const product = (shape: ReadonlyArray<number>): number => shape.reduce((a, b) => a * b, 1);
 
@@ -323,7 +323,7 @@ export class Device {
   }
 
   private payloadOf(handle: DeviceHandle, use: string): Payload {
-    if (handle.device !== this) throw new Error(`${use}: handle #${handle.id} belongs to another Device (${handle.device.backend})`);
+    if (handle.device !== this) throw new Error(`${use}: handle #${handle.id} belongs to another device`);
     const entry = this.payloads.get(handle.id);
     if (entry === undefined) throw new Error(`${use}: handle #${handle.id} [${handle.shape.join(', ')}] was already freed`);
     return entry.payload;

@@ -1,6 +1,6 @@
 // Typed failures of the device layer. Every value names the backend and, when one is involved, the kernel,
 // so a message read in a training log says what failed where without a stack trace.
-export type BackendName = 'webgpu' | 'headlessgl' | 'webasm' | 'cpu';
+export type BackendName = 'webgpu' | 'headlessgl' | 'wasm' | 'webasm' | 'cpu';
 
 export type DeviceErrorKind =
   /** the device (WebGPU adapter/device) is gone; handles on it hold no data any more */

@@ -1,7 +1,9 @@
 // How the threads of a kernel cover its output, and the register-tiled buffer layout. Pure functions of
 // shapes, shared by the scheduler (which decides tiling), the code generator and the runtime launch.
-import { numel, type Shape } from './ir.ts';
-import { FLOAT_EXACT } from './lowering.ts';
+import { numel, type Shape } from '../../ir.ts';
+
+/** Float arithmetic represents every integer below this exactly (f32 has a 24-bit significand). */
+export const FLOAT_EXACT = 2 ** 24;
 
 /** Array inputs one kernel may read: WebGPU gives gpu.js 8 storage buffers per stage, one is the output (DESIGN: ≤ 6). */
 export const MAX_KERNEL_INPUTS = 6;

@@ -1,0 +1,22 @@
+// The compiler's seam between target-neutral passes and what a target decides: how many buffers a kernel may
+// read, which kernels it register-tiles, which operands its contraction kernels need as plain buffers, and which
+// tensors it cannot hold. `plan(graph, { target })` asks these instead of reading constants.
+import type { Graph, Node } from './ir.ts';
+import type { KernelPlan } from './schedule.ts';
+
+export interface ScheduleTarget {
+  /** Array inputs one kernel may read. */
+  readonly maxKernelInputs: number;
+  /** The axis along which a kernel computing `n` is register-tiled, or null. */
+  tileAxis(n: Node): number | null;
+  /** Whether a kernel computing `n` reads its operands as plain row-major buffers (template kernels). */
+  bufferOperands(n: Node): boolean;
+}
+
+export interface Target extends ScheduleTarget {
+  readonly name: 'gpujs' | 'wasm';
+  /** Tensors this target cannot hold or index, given the device's largest buffer. */
+  oversize(graph: Graph, kernels: readonly KernelPlan[], limits: { readonly maxBufferBytes: number }): Node[];
+  /** What a tensor's limits are, for the message naming oversize tensors. */
+  readonly limitsText: (limits: { readonly maxBufferBytes: number }) => string;
+}

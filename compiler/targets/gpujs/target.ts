@@ -1,0 +1,37 @@
+// The gpu.js target's schedule choices and limits (its kernels come from `render.ts`).
+import { numel, type Node } from '../../ir.ts';
+import type { PrimName } from '../../params.ts';
+import type { TileRule } from '../../prim.ts';
+import { registry } from '../../registry.ts';
+import { bufferBytes } from '../../schedule.ts';
+import type { Target } from '../../target.ts';
+import { exactDispatch, FLOAT_EXACT, MAX_KERNEL_INPUTS, TILE, tileable } from './dispatch.ts';
+
+/**
+ * Index limits of gpu.js kernels: coordinates are floats (exact below 2^24 per axis), flat indices into large
+ * tensors are 32-bit integers, and a kernel's threads need exact coordinates too.
+ */
+const MAX_TENSOR_ELEMENTS = 2 ** 31 - 1;
+const MAX_AXIS = FLOAT_EXACT - 1;
+const indexable = (shape: readonly number[]): boolean => numel(shape) <= MAX_TENSOR_ELEMENTS && shape.every((d) => d <= MAX_AXIS);
+
+/** The axis along which gpu.js tiles a kernel computing `n` TILE wide (its rule's axis where `tileable`), or null. */
+export function gpujsTileAxis(n: Node): number | null {
+  const rule = registry[n.op as PrimName].tile as TileRule<PrimName> | undefined;
+  const axis = rule === undefined ? null : rule.axis(n, TILE);
+  return axis !== null && tileable(n.shape, axis) ? axis : null;
+}
+
+export const gpujsTarget: Target = {
+  name: 'gpujs',
+  maxKernelInputs: MAX_KERNEL_INPUTS,
+  tileAxis: gpujsTileAxis,
+  bufferOperands: () => false,
+  oversize: (graph, kernels, limits) => {
+    const fits = (n: Node) => indexable(n.shape) && bufferBytes(n) <= limits.maxBufferBytes;
+    const leaves = graph.nodes.filter((n) => n.op === 'param' || n.op === 'input');
+    return [...leaves.filter((n) => !fits(n)), ...kernels.filter((k) => !fits(k.root) || !exactDispatch(k.root.shape, k.tile)).map((k) => k.root)];
+  },
+  limitsText: (limits) =>
+    `exact indices: ${MAX_TENSOR_ELEMENTS} elements, ${MAX_AXIS} per axis, a 2-D dispatch with exact thread coordinates; ${limits.maxBufferBytes} bytes per buffer`,
+};

@@ -1,0 +1,635 @@
+// The wasm target's renderer: one WebAssembly function per kernel, SIMD128, integer index arithmetic.
+//
+// Generic kernels (elementwise, movement, reductions, windows, gather, top-k) come from the kernel IR. A kernel
+// covers the flat output range [start, end): four consecutive outputs per trip as f32x4 lanes, then a scalar
+// remainder. Every IR value is classified as it is rendered: a value equal in all lanes stays a scalar; an index
+// that is affine in the lane (u + s·lane, with u a known multiple of m) stays a scalar `u` plus the constant s, so
+// a load at stride 1 is one `v128.load`, at stride 0 a splat, and only other indices gather lane by lane. The
+// alignment m lets floor division and remainder by a constant stay scalar where no lane can cross a multiple of
+// the divisor (a coordinate decomposition of the thread index, for instance).
+//
+// Contractions (dot; conv2d as an implicit GEMM) are templates around one register-blocked microkernel: up to 4
+// rows × 8 columns (8 f32x4 accumulators: V8 on x86-64 has 15 allocatable XMM registers, and 12–16-accumulator
+// tiles measured slower). A conv packs the K × 8 column panel of its im2col matrix into a per-worker scratch
+// first; a dot reads its right operand's rows in place.
+import { numel, type Node } from '../../ir.ts';
+import type { B, F, I, Stmt } from '../../kernel/ir.ts';
+import { KernelWriter } from '../../kernel/writer.ts';
+import type { KernelPlan } from '../../schedule.ts';
+import { Code, type ValType } from '../../wasm/encode.ts';
+
+/** Host functions every kernel module imports, by function index (f32 → f32, and pow: (f32, f32) → f32). */
+export const IMPORTS = ['exp', 'log', 'pow'] as const;
+const FN = { exp: 0, log: 1, pow: 2 } as const;
+
+/** Microkernel block: rows × (COLS = 2 f32x4) outputs. */
+export const ROWS = 4;
+export const COLS = 8;
+
+export interface WasmKernel {
+  /** Parameters after the output pointer: one byte address per argument, then [scratch], start, end. */
+  readonly params: readonly ValType[];
+  readonly locals: readonly ValType[];
+  readonly code: Code;
+  /** Work items of one launch (outputs, or microkernel column panels), split across workers. */
+  readonly items: number;
+  /** Items are handed out in multiples of this (4: a worker's range starts on a vector). */
+  readonly itemAlign: number;
+  /** Bytes of per-worker scratch the kernel needs (0: none, and no scratch parameter). */
+  readonly scratchBytes: number;
+}
+
+class Fn {
+  readonly code = new Code();
+  readonly locals: ValType[] = [];
+  constructor(readonly params: readonly ValType[]) {}
+  local(t: ValType): number {
+    this.locals.push(t);
+    return this.params.length + this.locals.length - 1;
+  }
+  /** Pop the stack top into a fresh local. */
+  keep(t: ValType): number {
+    const l = this.local(t);
+    this.code.localSet(l);
+    return l;
+  }
+}
+
+const gcd = (a: number, b: number): number => (b === 0 ? Math.abs(a) : gcd(b, a % b));
+
+/** An index value: a constant, affine in the lane (scalar local u + s·lane, u a multiple of m), or a vector. */
+type IV = { readonly k: 'c'; readonly v: number } | { readonly k: 'a'; readonly u: number; readonly s: number; readonly m: number } | { readonly k: 'v'; readonly l: number };
+/** A value or condition: the same in every lane (f32 / i32 0-1 local) or a vector (f32x4 / lane mask). */
+type SV = { readonly k: 'u'; readonly l: number } | { readonly k: 'v'; readonly l: number };
+
+/** Renders kernel-IR statements in one mode: vector (4 lanes) or scalar. */
+class IrRenderer {
+  private readonly env = new Map<string, IV | SV>();
+  private readonly vars = new Map<string, number>();
+  constructor(
+    private readonly f: Fn,
+    private readonly vector: boolean,
+    /** The local holding argument k's byte address. */
+    private readonly argPtr: (k: number) => number,
+  ) {}
+  private get c(): Code {
+    return this.f.code;
+  }
+  bindIndex(name: string, v: IV): void {
+    this.env.set(name, v);
+  }
+
+  // ---- helpers ----
+  private pushI(v: IV): void {
+    if (v.k === 'c') this.c.i32Const(v.v);
+    else this.c.localGet(v.k === 'a' ? v.u : v.l);
+  }
+  /** An index as an i32x4 local. */
+  private vecI(v: IV): number {
+    if (v.k === 'v') return v.l;
+    this.pushI(v);
+    this.c.i32x4Splat();
+    if (v.k === 'a' && v.s !== 0) this.c.v128ConstI32([0, v.s, 2 * v.s, 3 * v.s]).i32x4Add();
+    return this.f.keep('v128');
+  }
+  private vecF(v: SV): number {
+    if (v.k === 'v') return v.l;
+    this.c.localGet(v.l).f32x4Splat();
+    return this.f.keep('v128');
+  }
+  private vecB(v: SV): number {
+    if (v.k === 'v') return v.l;
+    this.c.i32Const(0).localGet(v.l).i32Sub().i32x4Splat();
+    return this.f.keep('v128');
+  }
+  /** Scalar floor division / remainder of the i32 on the stack by d > 0 (`nonneg`: the dividend is ≥ 0). */
+  private divmod(op: 'div' | 'mod', d: number, nonneg: boolean): void {
+    const pow2 = (d & (d - 1)) === 0;
+    if (pow2) {
+      if (op === 'div') this.c.i32Const(Math.log2(d)).i32ShrS();
+      else this.c.i32Const(d - 1).i32And();
+      return;
+    }
+    if (nonneg) {
+      this.c.i32Const(d);
+      if (op === 'div') this.c.i32DivS();
+      else this.c.i32RemS();
+      return;
+    }
+    // A possibly negative dividend: the floor remainder is the truncated one, plus d where it is negative.
+    const x = this.f.keep('i32');
+    const r = this.f.local('i32');
+    this.c.localGet(x).i32Const(d).i32RemS().localSet(r);
+    this.c.localGet(r).i32Const(d).i32Add().localGet(r).localGet(r).i32Const(0).i32LtS().select();
+    if (op === 'div') this.c.localSet(r).localGet(x).localGet(r).i32Sub().i32Const(d).i32DivS();
+  }
+
+  // ---- indices ----
+  index(e: I): IV {
+    switch (e.op) {
+      case 'const':
+        return { k: 'c', v: e.v };
+      case 'sym': {
+        const v = this.env.get(e.name);
+        if (v === undefined) throw new Error(`wasm renderer: unbound index '${e.name}'`);
+        return v as IV;
+      }
+      case 'add':
+      case 'sub': {
+        const [a, b] = [this.index(e.a), this.index(e.b)];
+        const sign = e.op === 'add' ? 1 : -1;
+        if (a.k === 'c' && b.k === 'c') return { k: 'c', v: a.v + sign * b.v };
+        if (a.k !== 'v' && b.k !== 'v') {
+          this.pushI(a);
+          this.pushI(b);
+          if (e.op === 'add') this.c.i32Add();
+          else this.c.i32Sub();
+          const [sa, ma] = a.k === 'c' ? [0, a.v] : [a.s, a.m];
+          const [sb, mb] = b.k === 'c' ? [0, b.v] : [b.s, b.m];
+          return { k: 'a', u: this.f.keep('i32'), s: sa + sign * sb, m: gcd(ma, mb) || 1 };
+        }
+        this.c.localGet(this.vecI(a)).localGet(this.vecI(b));
+        if (e.op === 'add') this.c.i32x4Add();
+        else this.c.i32x4Sub();
+        return { k: 'v', l: this.f.keep('v128') };
+      }
+      case 'mul': {
+        const [a, b] = [this.index(e.a), this.index(e.b)];
+        if (a.k === 'c' && b.k === 'c') return { k: 'c', v: a.v * b.v };
+        const [x, kc] = a.k === 'c' ? [b, a.v] : b.k === 'c' ? [a, b.v] : [null, 0];
+        if (x !== null && x.k === 'a') {
+          this.c.localGet(x.u).i32Const(kc).i32Mul();
+          return { k: 'a', u: this.f.keep('i32'), s: x.s * kc, m: Math.abs(x.m * kc) || 1 };
+        }
+        if (a.k === 'a' && b.k === 'a' && a.s === 0 && b.s === 0) {
+          this.c.localGet(a.u).localGet(b.u).i32Mul();
+          return { k: 'a', u: this.f.keep('i32'), s: 0, m: a.m * b.m };
+        }
+        this.c.localGet(this.vecI(a)).localGet(this.vecI(b)).i32x4Mul();
+        return { k: 'v', l: this.f.keep('v128') };
+      }
+      case 'div':
+      case 'mod': {
+        const a = this.index(e.a);
+        const nonneg = e.a.lo >= 0;
+        if (a.k === 'c') return { k: 'c', v: e.op === 'div' ? Math.floor(a.v / e.d) : ((a.v % e.d) + e.d) % e.d };
+        if (a.k === 'a' && a.s >= 0 && 3 * a.s < gcd(a.m, e.d)) {
+          // No lane crosses a multiple of d: the quotient is the same in every lane, the remainder keeps stride s.
+          this.c.localGet(a.u);
+          this.divmod(e.op, e.d, nonneg);
+          const u = this.f.keep('i32');
+          return e.op === 'div' ? { k: 'a', u, s: 0, m: a.m % e.d === 0 ? a.m / e.d : 1 } : { k: 'a', u, s: a.s, m: gcd(a.m, e.d) };
+        }
+        const v = this.vecI(a);
+        const out = this.f.local('v128');
+        for (let lane = 0; lane < 4; lane++) {
+          this.c.localGet(lane === 0 ? v : out);
+          this.c.localGet(v).i32x4ExtractLane(lane);
+          this.divmod(e.op, e.d, nonneg);
+          this.c.i32x4ReplaceLane(lane).localSet(out);
+        }
+        return { k: 'v', l: out };
+      }
+      case 'min':
+      case 'max': {
+        const [a, b] = [this.index(e.a), this.index(e.b)];
+        if ((a.k === 'c' || (a.k === 'a' && a.s === 0)) && (b.k === 'c' || (b.k === 'a' && b.s === 0))) {
+          this.pushI(a);
+          this.pushI(b);
+          this.pushI(a);
+          this.pushI(b);
+          if (e.op === 'min') this.c.i32LtS();
+          else this.c.i32GtS();
+          this.c.select();
+          return { k: 'a', u: this.f.keep('i32'), s: 0, m: 1 };
+        }
+        this.c.localGet(this.vecI(a)).localGet(this.vecI(b));
+        if (e.op === 'min') this.c.i32x4MinS();
+        else this.c.i32x4MaxS();
+        return { k: 'v', l: this.f.keep('v128') };
+      }
+      case 'select': {
+        const [c, a, b] = [this.cond(e.c), this.index(e.a), this.index(e.b)];
+        if (c.k === 'u' && a.k !== 'v' && b.k !== 'v' && (a.k === 'c' || a.s === 0) && (b.k === 'c' || b.s === 0)) {
+          this.pushI(a);
+          this.pushI(b);
+          this.c.localGet(c.l).select();
+          return { k: 'a', u: this.f.keep('i32'), s: 0, m: 1 };
+        }
+        this.c.localGet(this.vecI(a)).localGet(this.vecI(b)).localGet(this.vecB(c)).v128Bitselect();
+        return { k: 'v', l: this.f.keep('v128') };
+      }
+      case 'floor': {
+        const x = this.value(e.x);
+        if (x.k === 'u') {
+          this.c.localGet(x.l).f32Floor().i32TruncSatF32S();
+          return { k: 'a', u: this.f.keep('i32'), s: 0, m: 1 };
+        }
+        this.c.localGet(x.l).f32x4Floor().i32x4TruncSatF32x4S();
+        return { k: 'v', l: this.f.keep('v128') };
+      }
+      case 'flat':
+        throw new Error('wasm renderer: structural flat index (this target indexes every tensor with i32 arithmetic)');
+    }
+  }
+
+  // ---- values ----
+  private laneCall(fn: number, xs: readonly number[]): SV {
+    const out = this.f.local('v128');
+    for (let lane = 0; lane < 4; lane++) {
+      this.c.localGet(lane === 0 ? xs[0] : out);
+      for (const x of xs) this.c.localGet(x).f32x4ExtractLane(lane);
+      this.c.call(fn).f32x4ReplaceLane(lane).localSet(out);
+    }
+    return { k: 'v', l: out };
+  }
+  value(e: F): SV {
+    switch (e.op) {
+      case 'const':
+        this.c.f32Const(e.v);
+        return { k: 'u', l: this.f.keep('f32') };
+      case 'ref': {
+        const v = this.env.get(e.name) ?? this.varValue(e.name);
+        return v as SV;
+      }
+      case 'load':
+        return this.load(e.arg, this.index(e.index));
+      case 'itof': {
+        const x = this.index(e.x);
+        if (x.k === 'c' || (x.k === 'a' && x.s === 0)) {
+          this.pushI(x);
+          this.c.f32ConvertI32S();
+          return { k: 'u', l: this.f.keep('f32') };
+        }
+        this.c.localGet(this.vecI(x)).f32x4ConvertI32x4S();
+        return { k: 'v', l: this.f.keep('v128') };
+      }
+      case 'exp':
+      case 'log': {
+        const x = this.value(e.x);
+        if (x.k === 'v') return this.laneCall(FN[e.op], [x.l]);
+        this.c.localGet(x.l).call(FN[e.op]);
+        return { k: 'u', l: this.f.keep('f32') };
+      }
+      case 'neg':
+      case 'sqrt':
+      case 'abs':
+      case 'floor':
+      case 'trunc': {
+        const x = this.value(e.x);
+        this.c.localGet(x.l);
+        const scalar = { neg: () => this.c.f32Neg(), sqrt: () => this.c.f32Sqrt(), abs: () => this.c.f32Abs(), floor: () => this.c.f32Floor(), trunc: () => this.c.f32Trunc() };
+        const vec = { neg: () => this.c.f32x4Neg(), sqrt: () => this.c.f32x4Sqrt(), abs: () => this.c.f32x4Abs(), floor: () => this.c.f32x4Floor(), trunc: () => this.c.f32x4Trunc() };
+        (x.k === 'u' ? scalar : vec)[e.op]();
+        return { k: x.k, l: this.f.keep(x.k === 'u' ? 'f32' : 'v128') };
+      }
+      case 'fpow': {
+        const [a, b] = [this.value(e.a), this.value(e.b)];
+        if (a.k === 'u' && b.k === 'u') {
+          this.c.localGet(a.l).localGet(b.l).call(FN.pow);
+          return { k: 'u', l: this.f.keep('f32') };
+        }
+        return this.laneCall(FN.pow, [this.vecF(a), this.vecF(b)]);
+      }
+      case 'fadd':
+      case 'fsub':
+      case 'fmul':
+      case 'fdiv':
+      case 'fmin':
+      case 'fmax': {
+        const [a, b] = [this.value(e.a), this.value(e.b)];
+        const uniform = a.k === 'u' && b.k === 'u';
+        this.c.localGet(uniform ? a.l : this.vecF(a)).localGet(uniform ? b.l : this.vecF(b));
+        const ops = uniform
+          ? { fadd: () => this.c.f32Add(), fsub: () => this.c.f32Sub(), fmul: () => this.c.f32Mul(), fdiv: () => this.c.f32Div(), fmin: () => this.c.f32Min(), fmax: () => this.c.f32Max() }
+          : { fadd: () => this.c.f32x4Add(), fsub: () => this.c.f32x4Sub(), fmul: () => this.c.f32x4Mul(), fdiv: () => this.c.f32x4Div(), fmin: () => this.c.f32x4Min(), fmax: () => this.c.f32x4Max() };
+        ops[e.op]();
+        return uniform ? { k: 'u', l: this.f.keep('f32') } : { k: 'v', l: this.f.keep('v128') };
+      }
+      case 'select': {
+        const [c, a, b] = [this.cond(e.c), this.value(e.a), this.value(e.b)];
+        if (c.k === 'u' && a.k === 'u' && b.k === 'u') {
+          this.c.localGet(a.l).localGet(b.l).localGet(c.l).select();
+          return { k: 'u', l: this.f.keep('f32') };
+        }
+        this.c.localGet(this.vecF(a)).localGet(this.vecF(b)).localGet(this.vecB(c)).v128Bitselect();
+        return { k: 'v', l: this.f.keep('v128') };
+      }
+    }
+  }
+  private varValue(name: string): SV {
+    const l = this.vars.get(name);
+    if (l === undefined) throw new Error(`wasm renderer: unbound value '${name}'`);
+    return { k: this.vector ? 'v' : 'u', l };
+  }
+  /** Push the byte address of element `u` (an i32 local) of argument `arg`. */
+  private address(arg: number, u: IV & { k: 'a' | 'c' }): { offset: number } {
+    if (u.k === 'c') {
+      this.c.localGet(this.argPtr(arg));
+      return { offset: u.v * 4 };
+    }
+    this.c.localGet(u.u).i32Const(2).i32Shl().localGet(this.argPtr(arg)).i32Add();
+    return { offset: 0 };
+  }
+  private load(arg: number, at: IV): SV {
+    if (at.k === 'c' || (at.k === 'a' && at.s === 0)) {
+      const { offset } = this.address(arg, at);
+      this.c.f32Load(offset, 4);
+      return { k: 'u', l: this.f.keep('f32') };
+    }
+    if (at.k === 'a' && at.s === 1) {
+      this.address(arg, at);
+      this.c.v128Load(0, 4);
+      return { k: 'v', l: this.f.keep('v128') };
+    }
+    const v = this.vecI(at);
+    const out = this.f.local('v128');
+    for (let lane = 0; lane < 4; lane++) {
+      this.c.localGet(lane === 0 ? v : out);
+      this.c.localGet(v).i32x4ExtractLane(lane).i32Const(2).i32Shl().localGet(this.argPtr(arg)).i32Add().f32Load(0, 4);
+      this.c.f32x4ReplaceLane(lane).localSet(out);
+    }
+    return { k: 'v', l: out };
+  }
+
+  // ---- conditions ----
+  cond(e: B): SV {
+    switch (e.op) {
+      case 'fcmp': {
+        const [a, b] = [this.value(e.a), this.value(e.b)];
+        const uniform = a.k === 'u' && b.k === 'u';
+        this.c.localGet(uniform ? a.l : this.vecF(a)).localGet(uniform ? b.l : this.vecF(b));
+        const ops = uniform
+          ? { '<': () => this.c.f32Lt(), '<=': () => this.c.f32Le(), '==': () => this.c.f32Eq(), '!=': () => this.c.f32Ne(), '>': () => this.c.f32Gt(), '>=': () => this.c.f32Ge() }
+          : { '<': () => this.c.f32x4Lt(), '<=': () => this.c.f32x4Le(), '==': () => this.c.f32x4Eq(), '!=': () => this.c.f32x4Ne(), '>': () => this.c.f32x4Gt(), '>=': () => this.c.f32x4Ge() };
+        ops[e.cmp]();
+        return { k: uniform ? 'u' : 'v', l: this.f.keep(uniform ? 'i32' : 'v128') };
+      }
+      case 'icmp': {
+        const [a, b] = [this.index(e.a), this.index(e.b)];
+        const sOf = (v: IV): number | null => (v.k === 'c' ? 0 : v.k === 'a' ? v.s : null);
+        const [sa, sb] = [sOf(a), sOf(b)];
+        // Equal lane strides cancel: the comparison is the same in every lane.
+        const uniform = sa !== null && sa === sb;
+        if (uniform) {
+          this.pushI(a);
+          this.pushI(b);
+        } else this.c.localGet(this.vecI(a)).localGet(this.vecI(b));
+        const ops = uniform
+          ? { '<': () => this.c.i32LtS(), '<=': () => this.c.i32LeS(), '==': () => this.c.i32Eq(), '!=': () => this.c.i32Ne(), '>': () => this.c.i32GtS(), '>=': () => this.c.i32GeS() }
+          : { '<': () => this.c.i32x4LtS(), '<=': () => this.c.i32x4LeS(), '==': () => this.c.i32x4Eq(), '!=': () => this.c.i32x4Ne(), '>': () => this.c.i32x4GtS(), '>=': () => this.c.i32x4GeS() };
+        ops[e.cmp]();
+        return { k: uniform ? 'u' : 'v', l: this.f.keep(uniform ? 'i32' : 'v128') };
+      }
+      case 'and':
+      case 'or': {
+        const [a, b] = [this.cond(e.a), this.cond(e.b)];
+        const uniform = a.k === 'u' && b.k === 'u';
+        this.c.localGet(uniform ? a.l : this.vecB(a)).localGet(uniform ? b.l : this.vecB(b));
+        if (uniform) {
+          if (e.op === 'and') this.c.i32And();
+          else this.c.i32Or();
+        } else if (e.op === 'and') this.c.v128And();
+        else this.c.v128Or();
+        return { k: uniform ? 'u' : 'v', l: this.f.keep(uniform ? 'i32' : 'v128') };
+      }
+    }
+  }
+
+  // ---- statements ----
+  statements(stmts: readonly Stmt[]): void {
+    for (const s of stmts) {
+      switch (s.s) {
+        case 'let':
+          this.env.set(s.name, s.value.s === 'i' ? this.index(s.value) : this.value(s.value));
+          break;
+        case 'var': {
+          const init = this.value(s.init);
+          const l = this.f.local(this.vector ? 'v128' : 'f32');
+          this.c.localGet(this.vector ? this.vecF(init) : init.l).localSet(l);
+          this.vars.set(s.name, l);
+          break;
+        }
+        case 'set': {
+          const v = this.value(s.value);
+          this.c.localGet(this.vector ? this.vecF(v) : v.l).localSet(this.vars.get(s.name) as number);
+          break;
+        }
+        case 'loop': {
+          const r = this.f.local('i32');
+          this.c.i32Const(0).localSet(r).loop();
+          this.env.set(s.v, { k: 'a', u: r, s: 0, m: 1 });
+          this.statements(s.body);
+          this.c.localGet(r).i32Const(1).i32Add().localTee(r).i32Const(s.count).i32LtS().brIf(0).end();
+          break;
+        }
+      }
+    }
+  }
+  result(v: F): SV {
+    return this.value(v);
+  }
+  vecResult(v: SV): number {
+    return this.vecF(v);
+  }
+}
+
+/** A generic kernel from the IR: params (out, a0…an−1, start, end). */
+function irKernel(plan: KernelPlan): WasmKernel {
+  const n = plan.args.length;
+  const params: ValType[] = ['i32', ...plan.args.map((): ValType => 'i32'), 'i32', 'i32'];
+  const f = new Fn(params);
+  const [out, start, end] = [0, n + 1, n + 2];
+  const argPtr = (k: number) => k + 1;
+  const total = numel(plan.root.shape);
+  const i = f.local('i32');
+  const c = f.code;
+  c.localGet(start).localSet(i);
+  for (const vector of [true, false]) {
+    const w = new KernelWriter(plan.args, { large: () => false });
+    const idx = { s: 'i', op: 'sym', name: '__i', key: '__i', lo: 0, hi: total - 1 } as const;
+    const result = w.lowerNode(plan.root, idx);
+    const r = new IrRenderer(f, vector, argPtr);
+    r.bindIndex('__i', { k: 'a', u: i, s: vector ? 1 : 0, m: vector ? 4 : 1 });
+    c.block().loop();
+    c.localGet(i).i32Const(vector ? 4 : 1).i32Add().localGet(end).i32GtS().brIf(1);
+    r.statements(w.body());
+    const v = r.result(result);
+    c.localGet(i).i32Const(2).i32Shl().localGet(out).i32Add();
+    if (vector) c.localGet(r.vecResult(v)).v128Store(0, 4);
+    else c.localGet(v.l).f32Store(0, 4);
+    c.localGet(i).i32Const(vector ? 4 : 1).i32Add().localSet(i).br(0).end().end();
+  }
+  return { params: params.slice(1), locals: f.locals, code: c, items: total, itemAlign: 4, scratchBytes: 0 };
+}
+
+/**
+ * The microkernel: C[rows × 8] = Σ_k A[row, k] · B[k, 0..8), A read as scalars (row stride aRow bytes, k stride 4),
+ * B as two f32x4 per k (k stride bK bytes), stored at row stride cRow bytes (`cols` < 8: only those lanes).
+ * Pointers are locals holding byte addresses of the block's first elements; they are not modified.
+ */
+function microkernel(f: Fn, rows: number, K: number, ptr: { a: number; b: number; c: number }, stride: { aRow: number; bK: number; cRow: number }, cols: number | null): void {
+  const c = f.code;
+  const acc = Array.from({ length: rows * 2 }, () => f.local('v128'));
+  for (const l of acc) c.v128ConstI32([0, 0, 0, 0]).localSet(l);
+  const [pa, pb, k] = [f.local('i32'), f.local('i32'), f.local('i32')];
+  const [b0, b1, s] = [f.local('v128'), f.local('v128'), f.local('v128')];
+  c.localGet(ptr.a).localSet(pa).localGet(ptr.b).localSet(pb).i32Const(K).localSet(k);
+  c.loop();
+  c.localGet(pb).v128Load(0, 4).localSet(b0).localGet(pb).v128Load(16, 4).localSet(b1);
+  for (let q = 0; q < rows; q++) {
+    c.localGet(pa).f32Load(q * stride.aRow, 4).f32x4Splat().localSet(s);
+    c.localGet(acc[2 * q]).localGet(s).localGet(b0).f32x4Mul().f32x4Add().localSet(acc[2 * q]);
+    c.localGet(acc[2 * q + 1]).localGet(s).localGet(b1).f32x4Mul().f32x4Add().localSet(acc[2 * q + 1]);
+  }
+  c.localGet(pa).i32Const(4).i32Add().localSet(pa).localGet(pb).i32Const(stride.bK).i32Add().localSet(pb);
+  c.localGet(k).i32Const(1).i32Sub().localTee(k).brIf(0).end();
+  for (let q = 0; q < rows; q++) {
+    if (cols === null) {
+      c.localGet(ptr.c).localGet(acc[2 * q]).v128Store(q * stride.cRow, 4);
+      c.localGet(ptr.c).localGet(acc[2 * q + 1]).v128Store(q * stride.cRow + 16, 4);
+    } else {
+      for (let l = 0; l < cols; l++) c.localGet(ptr.c).localGet(acc[2 * q + (l >> 2)]).v128Store32Lane(l & 3, q * stride.cRow + 4 * (l & 3) + 16 * (l >> 2), 4);
+    }
+  }
+}
+
+/**
+ * All row blocks of one column panel: full blocks of ROWS rows, then the remaining rows. `rowPtr(q0)` pushes
+ * nothing; the caller's locals `a`, `c` point at row 0 and advance by whole blocks.
+ */
+function panel(f: Fn, M: number, K: number, ptr: { a: number; b: number; c: number }, stride: { aRow: number; bK: number; cRow: number }, cols: number | null): void {
+  const c = f.code;
+  const [pa, pc] = [f.local('i32'), f.local('i32')];
+  c.localGet(ptr.a).localSet(pa).localGet(ptr.c).localSet(pc);
+  const full = Math.floor(M / ROWS);
+  const block = (rows: number) => microkernel(f, rows, K, { a: pa, b: ptr.b, c: pc }, stride, cols);
+  if (full > 0) {
+    const q = f.local('i32');
+    c.i32Const(full).localSet(q).loop();
+    block(ROWS);
+    c.localGet(pa).i32Const(ROWS * stride.aRow).i32Add().localSet(pa).localGet(pc).i32Const(ROWS * stride.cRow).i32Add().localSet(pc);
+    c.localGet(q).i32Const(1).i32Sub().localTee(q).brIf(0).end();
+  }
+  if (M % ROWS > 0) block(M % ROWS);
+}
+
+/** A loop over work items [start, end) with the item index in a local; `body` renders one item. */
+function itemLoop(f: Fn, start: number, end: number, body: (item: number) => void): void {
+  const c = f.code;
+  const item = f.local('i32');
+  c.localGet(start).localSet(item).block().loop();
+  c.localGet(item).localGet(end).i32GeS().brIf(1);
+  body(item);
+  c.localGet(item).i32Const(1).i32Add().localSet(item).br(0).end().end();
+}
+
+/** dot [..B, M, K] · [..B, K, N]: items are (batch, 8-column panel); B's rows are read in place. */
+function dotKernel(node: Node<'dot'>): WasmKernel {
+  const [a, bm] = node.inputs;
+  const r = a.shape.length;
+  const [M, K, N] = [a.shape[r - 2], a.shape[r - 1], bm.shape[r - 1]];
+  const batch = numel(a.shape.slice(0, r - 2));
+  const panels = Math.ceil(N / COLS);
+  const params: ValType[] = ['i32', 'i32', 'i32', 'i32', 'i32'];
+  const f = new Fn(params);
+  const [out, pA, pB, start, end] = [0, 1, 2, 3, 4];
+  const c = f.code;
+  const [ba, bb, bc, bi, j] = [f.local('i32'), f.local('i32'), f.local('i32'), f.local('i32'), f.local('i32')];
+  itemLoop(f, start, end, (item) => {
+    c.localGet(item).i32Const(panels).i32DivS().localSet(bi);
+    c.localGet(item).i32Const(panels).i32RemS().i32Const(COLS).i32Mul().localSet(j);
+    c.localGet(pA).localGet(bi).i32Const(M * K * 4).i32Mul().i32Add().localSet(ba);
+    c.localGet(pB).localGet(bi).i32Const(K * N * 4).i32Mul().i32Add().localGet(j).i32Const(2).i32Shl().i32Add().localSet(bb);
+    c.localGet(out).localGet(bi).i32Const(M * N * 4).i32Mul().i32Add().localGet(j).i32Const(2).i32Shl().i32Add().localSet(bc);
+    const stride = { aRow: K * 4, bK: N * 4, cRow: N * 4 };
+    const ptr = { a: ba, b: bb, c: bc };
+    if (N % COLS === 0) panel(f, M, K, ptr, stride, null);
+    else {
+      // The last panel stores only the N mod 8 valid columns (its loads read past the row: memory keeps slack).
+      c.localGet(j).i32Const(N - (N % COLS)).i32LtS().if();
+      panel(f, M, K, ptr, stride, null);
+      c.else();
+      panel(f, M, K, ptr, stride, N % COLS);
+      c.end();
+    }
+  });
+  return { params: params.slice(1), locals: f.locals, code: c, items: batch * panels, itemAlign: 1, scratchBytes: 0 };
+}
+
+/**
+ * conv2d as an implicit GEMM per image and group: rows = the group's output channels, columns = output pixels,
+ * K = Cg·kh·kw. Items are (image, group, 8-pixel panel); each packs its K × 8 panel of the im2col matrix (zeros
+ * outside the input) into the worker's scratch, then runs every row block over it.
+ */
+function convKernel(node: Node<'conv2d'>): WasmKernel {
+  const [x, w] = node.inputs;
+  const [N, C, H, W] = x.shape;
+  const [O, Cg, kh, kw] = w.shape;
+  const { stride, padding, dilation, groups } = node.params;
+  const [, , Ho, Wo] = node.shape;
+  const Og = O / groups;
+  const P = Ho * Wo;
+  const K = Cg * kh * kw;
+  const panels = Math.ceil(P / COLS);
+  const params: ValType[] = ['i32', 'i32', 'i32', 'i32', 'i32', 'i32'];
+  const f = new Fn(params);
+  const [out, pX, pW, scratch, start, end] = [0, 1, 2, 3, 4, 5];
+  const c = f.code;
+  const [img, grp, j, xg, wg, cg] = [f.local('i32'), f.local('i32'), f.local('i32'), f.local('i32'), f.local('i32'), f.local('i32')];
+  const rowOf = Array.from({ length: COLS }, () => f.local('i32'));
+  const colOf = Array.from({ length: COLS }, () => f.local('i32'));
+  itemLoop(f, start, end, (item) => {
+    c.localGet(item).i32Const(panels).i32RemS().i32Const(COLS).i32Mul().localSet(j);
+    c.localGet(item).i32Const(panels).i32DivS().localTee(grp).i32Const(groups).i32DivS().localSet(img);
+    c.localGet(grp).i32Const(groups).i32RemS().localSet(grp);
+    // x plane of (img, group), weight rows and output rows of the group
+    c.localGet(pX).localGet(img).i32Const(C).i32Mul().localGet(grp).i32Const(Cg).i32Mul().i32Add().i32Const(H * W * 4).i32Mul().i32Add().localSet(xg);
+    c.localGet(pW).localGet(grp).i32Const(Og * K * 4).i32Mul().i32Add().localSet(wg);
+    c.localGet(out).localGet(img).i32Const(O).i32Mul().localGet(grp).i32Const(Og).i32Mul().i32Add().i32Const(P).i32Mul().localGet(j).i32Add().i32Const(2).i32Shl().i32Add().localSet(cg);
+    // Top-left input position of each column's window (a pixel past P gets a row that is never inside).
+    for (let l = 0; l < COLS; l++) {
+      c.localGet(j).i32Const(l).i32Add().localTee(rowOf[l]).i32Const(Wo).i32RemS().i32Const(stride[1]).i32Mul().i32Const(padding[1]).i32Sub().localSet(colOf[l]);
+      c.localGet(rowOf[l]).i32Const(Wo).i32DivS().i32Const(stride[0]).i32Mul().i32Const(padding[0]).i32Sub();
+      c.i32Const(-(1 << 30)).localGet(rowOf[l]).i32Const(P).i32LtS().select().localSet(rowOf[l]);
+    }
+    // Pack: scratch[k·8 + l] = x[c, y_l + a·d, x_l + e·d] or 0, for k = (c, a, e).
+    const [ch, pk, y, xx, inside] = [f.local('i32'), f.local('i32'), f.local('i32'), f.local('i32'), f.local('i32')];
+    c.i32Const(0).localSet(ch).localGet(scratch).localSet(pk).loop();
+    for (let a = 0; a < kh; a++)
+      for (let e = 0; e < kw; e++) {
+        for (let l = 0; l < COLS; l++) {
+          c.localGet(rowOf[l]).i32Const(a * dilation[0]).i32Add().localSet(y);
+          c.localGet(colOf[l]).i32Const(e * dilation[1]).i32Add().localSet(xx);
+          c.localGet(y).i32Const(H).i32LtU().localGet(xx).i32Const(W).i32LtU().i32And().localSet(inside);
+          c.localGet(pk);
+          // the element's address, or the plane's start when outside (the load stays in bounds)
+          c.localGet(y).i32Const(W).i32Mul().localGet(xx).i32Add().i32Const(2).i32Shl().i32Const(0).localGet(inside).select();
+          c.localGet(xg).i32Add().localGet(ch).i32Const(H * W * 4).i32Mul().i32Add().f32Load(0, 4);
+          c.f32Const(0).localGet(inside).select().f32Store(((a * kw + e) * COLS + l) * 4, 4);
+        }
+      }
+    c.localGet(pk).i32Const(kh * kw * COLS * 4).i32Add().localSet(pk);
+    c.localGet(ch).i32Const(1).i32Add().localTee(ch).i32Const(Cg).i32LtS().brIf(0).end();
+    const stride2 = { aRow: K * 4, bK: COLS * 4, cRow: P * 4 };
+    const ptr = { a: wg, b: scratch, c: cg };
+    if (P % COLS === 0) panel(f, Og, K, ptr, stride2, null);
+    else {
+      c.localGet(j).i32Const(P - (P % COLS)).i32LtS().if();
+      panel(f, Og, K, ptr, stride2, null);
+      c.else();
+      panel(f, Og, K, ptr, stride2, P % COLS);
+      c.end();
+    }
+  });
+  return { params: params.slice(1), locals: f.locals, code: c, items: N * groups * panels, itemAlign: 1, scratchBytes: K * COLS * 4 };
+}
+
+/** The wasm function of one kernel: a template for contractions whose operands are plain buffers, else the IR. */
+export function renderKernel(plan: KernelPlan): WasmKernel {
+  const root = plan.root;
+  const plain = root.inputs.length === plan.args.length && root.inputs.every((x, k) => plan.args[k] === x);
+  if (root.op === 'dot' && plain) return dotKernel(root as Node<'dot'>);
+  if (root.op === 'conv2d' && plain) return convKernel(root as Node<'conv2d'>);
+  return irKernel(plan);
+}
