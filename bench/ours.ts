@@ -10,7 +10,7 @@
 import * as E from 'fp-ts/lib/Either.js';
 import { compile, type Executable } from '../compiler/compile.ts';
 import { numel, type Graph } from '../compiler/ir.ts';
-import { buildProbe, StepProfiler, syncOn, type AfterLaunch, type StepProfile } from '../compiler/profile.ts';
+import { StepProfiler, type AfterLaunch, type StepProfile } from '../compiler/profile.ts';
 import { Device, DeviceHandle, type DeviceKernel, type KernelShape } from '../compiler/runtime/device.ts';
 import type { MicroSizes } from './flops.ts';
 import { formatDeviceError, type BackendName } from '../compiler/runtime/errors.ts';
@@ -48,14 +48,9 @@ async function uploadAll(exe: Executable, data: Readonly<Record<string, Float32A
   return handles;
 }
 
-/** A probe (compiler/profile.ts) for buffers of `elements` values; a failure ends the row. */
-function syncKernel(device: Device, elements: number): DeviceKernel {
-  const k = buildProbe(device, elements);
-  return E.isLeft(k) ? fail('build the sync probe', k.left) : k.right;
-}
-
-async function synchronize(device: Device, probe: DeviceKernel, of: DeviceHandle): Promise<void> {
-  const done = await syncOn(device, probe, of);
+/** Waits for a device's queue (a failure ends the row). */
+async function synchronize(waiting: Promise<E.Either<string, void>>): Promise<void> {
+  const done = await waiting;
   if (E.isLeft(done)) fail('sync', done.left);
 }
 
@@ -100,13 +95,12 @@ export async function benchGraph(
     // Synchronize on the smallest output: the cheapest 1-cell probe to launch on every backend.
     const names = Object.keys(exe.plan.graph.outputs);
     const smallest = names.reduce((a, b) => (numel(exe.plan.graph.outputs[b].shape) < numel(exe.plan.graph.outputs[a].shape) ? b : a));
-    const sync = syncKernel(exe.device, numel(exe.plan.graph.outputs[smallest].shape));
     let last: Record<string, DeviceHandle> | null = null;
     const once = async (): Promise<void> => {
       if (last !== null) for (const h of Object.values(last)) exe.device.free(h);
       const r = await exe.run(bound);
       last = E.isLeft(r) ? fail(`run on ${backend}`, r.left) : r.right;
-      await synchronize(exe.device, sync, last[smallest]);
+      await synchronize(exe.synchronize(last[smallest]));
     };
     const { timing, firstRunMs } = await timeAdaptive(once, policy);
     const outputs: Record<string, Float32Array> = {};
@@ -246,13 +240,12 @@ export async function benchNaive(naive: NaiveKernel, data: Readonly<Record<strin
       const h = await device.upload(v, o.shape);
       handles.push(E.isLeft(h) ? fail('upload', formatDeviceError(h.left)) : h.right);
     }
-    const sync = syncKernel(device, naive.output.reduce((a, c) => a * c, 1));
     let last: DeviceHandle | null = null;
     const once = async (): Promise<void> => {
       if (last !== null) device.free(last);
       const r = await device.launch(k, handles);
       last = E.isLeft(r) ? fail(`${naive.name} launch`, formatDeviceError(r.left)) : r.right;
-      await synchronize(device, sync, last);
+      await synchronize(device.synchronize(last).then(E.mapLeft(formatDeviceError)));
     };
     const { timing, firstRunMs } = await timeAdaptive(once, policy);
     const final = last as DeviceHandle | null;

@@ -14,7 +14,8 @@ import { optimize } from './passes/index.ts';
 import { explicitConvPadding } from './passes/explicitConvPadding.ts';
 import { splitReductions } from './passes/splitReductions.ts';
 import { chooseBackend } from './runtime/backend.ts';
-import { Device, DeviceHandle, type DeviceKernel } from './runtime/device.ts';
+import { Device, DeviceHandle, type DeviceKernel, type LiveHandles } from './runtime/device.ts';
+import { compileWasm } from './targets/wasm/compile.ts';
 import { formatDeviceError, type BackendName, type DeviceError } from './runtime/errors.ts';
 import { schedule, type KernelPlan } from './schedule.ts';
 import { formatShapeErrors, typecheck } from './typecheck.ts';
@@ -72,7 +73,8 @@ export function plan(graph: Graph, limits: { maxBufferBytes: number } = { maxBuf
   }
   const sources: string[] = [];
   for (const k of kernels) {
-    const generate = () => kernelSource(k, symbolicIndexFrom);
+    // wasm renders at compile time, from the plan itself; its structural signature stands for the source here
+    const generate = () => (target.name === 'gpujs' ? kernelSource(k, symbolicIndexFrom) : kernelSignature(k));
     const cached = sourceCache === undefined ? E.right({ source: generate() }) : sourceCache.getOrGenerate(kernelSignature(k, symbolicIndexFrom), generate);
     if (E.isLeft(cached)) return cached;
     sources.push(cached.right.source);
@@ -90,13 +92,22 @@ export interface CompileOptions {
   readonly log?: (line: string) => void;
   /** See `PlanOptions.symbolicIndexFrom` (a testing knob). */
   readonly symbolicIndexFrom?: number;
+  /** wasm: threads that run each kernel (the main one included); all cores by default. */
+  readonly threads?: number;
 }
 
 export type RunInputs = Readonly<Record<string, DeviceHandle | Float32Array>>;
 
+/** What callers of an Executable may do with its device: free the outputs they keep, and count what is live. */
+export interface ExecutableDevice {
+  readonly backend: BackendName;
+  free(handle: DeviceHandle): void;
+  liveHandles(): LiveHandles;
+}
+
 export interface Executable {
   readonly backend: BackendName;
-  readonly device: Device;
+  readonly device: ExecutableDevice;
   readonly plan: ProgramPlan;
   /** Distinct gpu.js kernels built (structurally identical kernels share one). */
   readonly builtKernels: number;
@@ -108,6 +119,8 @@ export interface Executable {
   run(inputs: RunInputs, afterLaunch?: (kernel: number, output: DeviceHandle) => Promise<void>): Promise<E.Either<string, Record<string, DeviceHandle>>>;
   upload(name: string, data: Float32Array): Promise<E.Either<string, DeviceHandle>>;
   read(handle: DeviceHandle): Promise<E.Either<string, Float32Array>>;
+  /** Waits until `handle` and everything queued before it is computed (a no-op where launches are synchronous). */
+  synchronize(handle: DeviceHandle): Promise<E.Either<string, void>>;
   dispose(): Promise<void>;
 }
 
@@ -118,6 +131,7 @@ export async function compile(graph: Graph, options: CompileOptions = {}): Promi
   const choice = await chooseBackend(options.backend ?? 'auto');
   if (E.isLeft(choice)) return E.left(devErr(choice.left));
   for (const line of choice.right.explanation) options.log?.(line);
+  if (choice.right.backend === 'wasm') return compileWasm(graph, options);
   const opened = await Device.open(choice.right.backend);
   if (E.isLeft(opened)) return E.left(devErr(opened.left));
   const device = opened.right;
@@ -152,7 +166,7 @@ export async function compile(graph: Graph, options: CompileOptions = {}): Promi
   }
   const exe = makeExecutable(device, p, kernels);
   // Warm-up: gpu.js translates and compiles lazily, on a kernel's first launch; run each once on zeros.
-  const warm = await warmUp(exe, kernels, options.onProgress);
+  const warm = await warmUp(device, p, kernels, options.onProgress);
   if (E.isLeft(warm)) {
     await device.dispose();
     return warm;
@@ -160,22 +174,22 @@ export async function compile(graph: Graph, options: CompileOptions = {}): Promi
   return E.right(exe);
 }
 
-async function warmUp(exe: Executable, kernels: readonly DeviceKernel[], onProgress?: (done: number, total: number) => void): Promise<E.Either<string, void>> {
+async function warmUp(device: Device, p: ProgramPlan, kernels: readonly DeviceKernel[], onProgress?: (done: number, total: number) => void): Promise<E.Either<string, void>> {
   const seen = new Set<unknown>();
   const todo = kernels.filter((k) => (seen.has(k.compiled) ? false : (seen.add(k.compiled), true)));
   let done = 0;
   for (const k of todo) {
-    const plan = exe.plan.kernels[kernels.indexOf(k)];
+    const plan = p.kernels[kernels.indexOf(k)];
     const args: DeviceHandle[] = [];
     for (const a of plan.args) {
-      const h = await exe.device.upload(new Float32Array(numel(a.shape)), [numel(a.shape)]);
+      const h = await device.upload(new Float32Array(numel(a.shape)), [numel(a.shape)]);
       if (E.isLeft(h)) return E.left(devErr(h.left));
       args.push(h.right);
     }
-    const out = await exe.device.launch(k, args);
-    for (const h of args) exe.device.free(h);
+    const out = await device.launch(k, args);
+    for (const h of args) device.free(h);
     if (E.isLeft(out)) return E.left(`${devErr(out.left)}\n--- kernel source ---\n${k.spec.source}`);
-    exe.device.free(out.right);
+    device.free(out.right);
     onProgress?.(++done, todo.length);
   }
   return E.right(undefined);
@@ -198,6 +212,10 @@ function makeExecutable(device: Device, p: ProgramPlan, kernels: readonly Device
     upload,
     read: async (h) => {
       const r = await device.read(h);
+      return E.isLeft(r) ? E.left(devErr(r.left)) : r;
+    },
+    synchronize: async (h) => {
+      const r = await device.synchronize(h);
       return E.isLeft(r) ? E.left(devErr(r.left)) : r;
     },
     dispose: () => device.dispose(),

@@ -3,9 +3,8 @@
 // `npm run bench -- step --profile` and `clove pretrain --profile`.
 import * as E from 'fp-ts/lib/Either.js';
 import type { Executable } from './compile.ts';
-import { numel, showShape } from './ir.ts';
-import type { Device, DeviceHandle, DeviceKernel } from './runtime/device.ts';
-import { formatDeviceError } from './runtime/errors.ts';
+import { showShape } from './ir.ts';
+import type { DeviceHandle } from './runtime/device.ts';
 
 /** Time spent in the kernels of one kind (same op, output shape and tiling) during the profiled step. */
 export interface KernelProfileRow {
@@ -34,7 +33,6 @@ export type AfterLaunch = (kernel: number, output: DeviceHandle) => Promise<void
  * profile, or the first probe failure.
  */
 export class StepProfiler {
-  private readonly probes = new Map<number, DeviceKernel>();
   private readonly kinds = new Map<string, { op: string; launches: number; ms: number; maxMs: number }>();
   private failure: string | null = null;
   private syncMs = 0;
@@ -44,7 +42,7 @@ export class StepProfiler {
   constructor(private readonly exe: Executable) {}
 
   readonly warm: AfterLaunch = async (k, output) => {
-    await this.sync(numel(this.exe.plan.kernels[k].root.shape), output);
+    await this.sync(output);
   };
 
   /** Measures the probe on a 1-element buffer and starts the clock for `timed`. */
@@ -57,7 +55,7 @@ export class StepProfiler {
     const samples: number[] = [];
     for (let r = 0; r < 20; r++) {
       const t0 = performance.now();
-      await this.sync(1, tiny.right);
+      await this.sync(tiny.right);
       samples.push(performance.now() - t0);
     }
     this.exe.device.free(tiny.right);
@@ -67,7 +65,7 @@ export class StepProfiler {
 
   readonly timed: AfterLaunch = async (k, output) => {
     const kp = this.exe.plan.kernels[k];
-    await this.sync(numel(kp.root.shape), output);
+    await this.sync(output);
     const now = performance.now();
     const kind = `${kp.root.op} ${showShape(kp.root.shape)}${kp.tile === null ? '' : ' tiled'}`;
     const row = this.kinds.get(kind) ?? { op: kp.root.op, launches: 0, ms: 0, maxMs: 0 };
@@ -82,38 +80,10 @@ export class StepProfiler {
     return E.right({ stepMs: this.last - this.start, syncMs: this.syncMs, rows });
   }
 
-  private async sync(elements: number, output: DeviceHandle): Promise<void> {
-    let probe = this.probes.get(elements);
-    if (probe === undefined) {
-      const built = buildProbe(this.exe.device, elements);
-      if (E.isLeft(built)) {
-        this.failure ??= built.left;
-        return;
-      }
-      probe = built.right;
-      this.probes.set(elements, probe);
-    }
-    const done = await syncOn(this.exe.device, probe, output);
+  private async sync(output: DeviceHandle): Promise<void> {
+    const done = await this.exe.synchronize(output);
     if (E.isLeft(done)) this.failure ??= done.left;
   }
-}
-
-/**
- * A 1-cell kernel reading element 0 of a buffer of `elements` values; reading its result back waits for everything
- * queued before it. gpu.js specializes a kernel to its first arguments' sizes, hence one probe per size.
- */
-export function buildProbe(device: Device, elements: number): E.Either<string, DeviceKernel> {
-  const built = device.buildKernel({ name: `probe[${elements}]`, source: 'function(a) { return a[0]; }', output: [1], argumentTypes: { a: 'Array' }, argumentSizes: { a: elements }, returnType: 'Number' });
-  return E.isLeft(built) ? E.left(formatDeviceError(built.left)) : built;
-}
-
-/** Waits until `output` (and all work queued before it) is computed: the probe's launch and a 4-byte readback. */
-export async function syncOn(device: Device, probe: DeviceKernel, output: DeviceHandle): Promise<E.Either<string, void>> {
-  const h = await device.launch(probe, [output]);
-  if (E.isLeft(h)) return E.left(formatDeviceError(h.left));
-  const r = await device.read(h.right);
-  device.free(h.right);
-  return E.isLeft(r) ? E.left(formatDeviceError(r.left)) : E.right(undefined);
 }
 
 /** Milliseconds per op, costliest first. */

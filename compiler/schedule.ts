@@ -38,6 +38,8 @@ export interface Schedule {
  * read, so an operand reached through them is materialized once instead.
  */
 const CHEAP_REREAD = new Set(['reshape', 'expand', 'slice', 'flip', 'stopGradient']);
+/** Ops that keep a buffer's bytes as they are. */
+const RESHAPES = new Set(['reshape', 'stopGradient']);
 
 /** Whether `n` is a chain of `ops` down to buffers, constants or iota (free to recompute with those ops). */
 function movementChain(n: Node, buffers: ReadonlySet<number>, ops: ReadonlySet<string>): boolean {
@@ -63,6 +65,11 @@ export function schedule(graph: Graph, target: ScheduleTarget): Schedule {
     if ((consumers.get(n.id) ?? 0) > 1 && !isIndexOnly(n, mat)) mat.add(n.id);
   }
   for (const n of graph.nodes) {
+    if (target.bufferOperands(n)) {
+      // A template kernel reads its operands at computed addresses: each is a buffer, or a reshape of one.
+      for (const i of n.inputs) if (!movementChain(i, mat, RESHAPES) || i.op === 'const' || i.op === 'iota') mat.add(i.id);
+      continue;
+    }
     if (!REREADS.has(n.op) && !(n.op === 'gather')) continue;
     const reread = n.op === 'gather' ? [n.inputs[0]] : n.inputs;
     for (const i of reread) if (!isCheapReread(i, mat)) mat.add(materializationPoint(i, mat).id);

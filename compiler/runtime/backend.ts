@@ -2,19 +2,18 @@
 // available only when an adapter actually answers (gpu.js's own `isWebGPUSupported` only checks navigator.gpu),
 // and an explicitly requested backend that is unavailable is an error value, never a silent fallback.
 import * as E from 'fp-ts/lib/Either.js';
+import { availableParallelism } from 'node:os';
 import { deviceError, type BackendName, type DeviceError } from './errors.ts';
 import { gpujs, headlessGlLoadError, installWebGpuNavigator, requestWebGpuAdapter } from './gpujs.ts';
 
 export type { BackendName } from './errors.ts';
 
 /**
- * Preference order of `auto`: GPU paths first, then plain JS, then WebAssembly. The CPU backends are ordered by
- * the default job: the cpu-small training step (2 037 small kernels) runs in 1.68 s on gpu.js's cpu backend and
- * 2.16 s on webasm, which also needs 4.6 GB (a wasm memory per kernel, every argument copied in per launch).
- * Large kernels favour webasm since register tiling (W1 step 14.2 s vs 25.7 s, bench/RESULTS.md): choose it
- * explicitly for larger models.
+ * Preference order of `auto`: a GPU through gpu.js first, then our own WebAssembly back end (SIMD, all cores, one
+ * shared memory), then gpu.js's reference CPU backends (plain JS, then its webasm, which copies every argument
+ * into a per-kernel memory on each launch).
  */
-export const BACKEND_ORDER: ReadonlyArray<BackendName> = ['webgpu', 'headlessgl', 'cpu', 'webasm'];
+export const BACKEND_ORDER: ReadonlyArray<BackendName> = ['webgpu', 'headlessgl', 'wasm', 'cpu', 'webasm'];
 
 export const isBackendName = (value: string): value is BackendName =>
   (BACKEND_ORDER as ReadonlyArray<string>).includes(value);
@@ -81,6 +80,11 @@ function probeWebAssembly(): BackendProbe {
   return { backend: 'webasm', available: true, detail: `webasm: ${simd}, ${threads}` };
 }
 
+function probeWasm(): BackendProbe {
+  if (typeof SharedArrayBuffer === 'undefined') return { backend: 'wasm', available: false, reason: 'wasm: no SharedArrayBuffer in this engine' };
+  return { backend: 'wasm', available: true, detail: `wasm: compiled SIMD128 kernels, ${availableParallelism()} thread(s) over one shared memory` };
+}
+
 let probeResult: Promise<ReadonlyArray<BackendProbe>> | null = null;
 
 /** Probes every backend once per process (the WebGPU adapter request is the slow part, ~0.2 s on lavapipe). */
@@ -89,6 +93,7 @@ export function probeBackends(): Promise<ReadonlyArray<BackendProbe>> {
     probeResult = (async () => [
       await probeWebGpu(),
       probeHeadlessGl(),
+      probeWasm(),
       probeWebAssembly(),
       { backend: 'cpu', available: true, detail: 'cpu: kernels transpiled to plain JavaScript' } as const,
     ])();

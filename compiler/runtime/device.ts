@@ -469,6 +469,27 @@ export class Device {
     }
   }
 
+  /**
+   * Waits until `handle` (and all work queued before it) is computed: a 1-cell kernel reading its element 0, then
+   * a 4-byte readback. gpu.js specializes a kernel to its first arguments' sizes, hence one probe per size.
+   */
+  async synchronize(handle: DeviceHandle): Promise<E.Either<DeviceError, void>> {
+    const elements = handle.byteLength / 4;
+    let probe = this.probes.get(elements);
+    if (probe === undefined) {
+      const built = this.buildKernel({ name: `probe[${elements}]`, source: 'function(a) { return a[0]; }', output: [1], argumentTypes: { a: 'Array' }, argumentSizes: { a: elements }, returnType: 'Number' });
+      if (E.isLeft(built)) return built;
+      probe = built.right;
+      this.probes.set(elements, probe);
+    }
+    const h = await this.launch(probe, [handle]);
+    if (E.isLeft(h)) return h;
+    const r = await this.read(h.right);
+    this.free(h.right);
+    return E.isLeft(r) ? r : E.right(undefined);
+  }
+  private readonly probes = new Map<number, DeviceKernel>();
+
   /** Releases a handle. On WebGPU the buffer is destroyed once no kernel still holds it as its latest output. */
   free(handle: DeviceHandle): void {
     this.assertOpen();

@@ -37,6 +37,8 @@ export interface WasmKernel {
   readonly itemAlign: number;
   /** Bytes of per-worker scratch the kernel needs (0: none, and no scratch parameter). */
   readonly scratchBytes: number;
+  /** Which kernel argument each address parameter takes (templates read their operands in operand order). */
+  readonly operands: readonly number[];
 }
 
 class Fn {
@@ -460,7 +462,7 @@ function irKernel(plan: KernelPlan): WasmKernel {
     else c.localGet(v.l).f32Store(0, 4);
     c.localGet(i).i32Const(vector ? 4 : 1).i32Add().localSet(i).br(0).end().end();
   }
-  return { params: params.slice(1), locals: f.locals, code: c, items: total, itemAlign: 4, scratchBytes: 0 };
+  return { params: params.slice(1), locals: f.locals, code: c, items: total, itemAlign: 4, scratchBytes: 0, operands: plan.args.map((_a, k) => k) };
 }
 
 /**
@@ -525,7 +527,7 @@ function itemLoop(f: Fn, start: number, end: number, body: (item: number) => voi
 }
 
 /** dot [..B, M, K] · [..B, K, N]: items are (batch, 8-column panel); B's rows are read in place. */
-function dotKernel(node: Node<'dot'>): WasmKernel {
+function dotKernel(node: Node<'dot'>, operands: readonly number[]): WasmKernel {
   const [a, bm] = node.inputs;
   const r = a.shape.length;
   const [M, K, N] = [a.shape[r - 2], a.shape[r - 1], bm.shape[r - 1]];
@@ -554,7 +556,7 @@ function dotKernel(node: Node<'dot'>): WasmKernel {
       c.end();
     }
   });
-  return { params: params.slice(1), locals: f.locals, code: c, items: batch * panels, itemAlign: 1, scratchBytes: 0 };
+  return { params: params.slice(1), locals: f.locals, code: c, items: batch * panels, itemAlign: 1, scratchBytes: 0, operands };
 }
 
 /**
@@ -562,7 +564,7 @@ function dotKernel(node: Node<'dot'>): WasmKernel {
  * K = Cg·kh·kw. Items are (image, group, 8-pixel panel); each packs its K × 8 panel of the im2col matrix (zeros
  * outside the input) into the worker's scratch, then runs every row block over it.
  */
-function convKernel(node: Node<'conv2d'>): WasmKernel {
+function convKernel(node: Node<'conv2d'>, operands: readonly number[]): WasmKernel {
   const [x, w] = node.inputs;
   const [N, C, H, W] = x.shape;
   const [O, Cg, kh, kw] = w.shape;
@@ -622,14 +624,21 @@ function convKernel(node: Node<'conv2d'>): WasmKernel {
       c.end();
     }
   });
-  return { params: params.slice(1), locals: f.locals, code: c, items: N * groups * panels, itemAlign: 1, scratchBytes: K * COLS * 4 };
+  return { params: params.slice(1), locals: f.locals, code: c, items: N * groups * panels, itemAlign: 1, scratchBytes: K * COLS * 4, operands };
 }
 
 /** The wasm function of one kernel: a template for contractions whose operands are plain buffers, else the IR. */
 export function renderKernel(plan: KernelPlan): WasmKernel {
   const root = plan.root;
-  const plain = root.inputs.length === plan.args.length && root.inputs.every((x, k) => plan.args[k] === x);
-  if (root.op === 'dot' && plain) return dotKernel(root as Node<'dot'>);
-  if (root.op === 'conv2d' && plain) return convKernel(root as Node<'conv2d'>);
+  // Each operand's buffer: the operand itself or the buffer it reshapes (the same bytes).
+  const bufferOf = (x: Node): number => {
+    let cur = x;
+    while (!plan.args.includes(cur) && (cur.op === 'reshape' || cur.op === 'stopGradient')) cur = cur.inputs[0];
+    return plan.args.indexOf(cur);
+  };
+  const operands = root.inputs.map(bufferOf);
+  const plain = operands.every((k) => k >= 0);
+  if (root.op === 'dot' && plain) return dotKernel(root as Node<'dot'>, operands);
+  if (root.op === 'conv2d' && plain) return convKernel(root as Node<'conv2d'>, operands);
   return irKernel(plan);
 }
