@@ -21,12 +21,12 @@ export function property<Ts extends [unknown, ...unknown[]]>(
 }
 
 /**
- * The backends the compiled-vs-interpreter and device properties run on: all three by default, or the list in
+ * The backends the compiled-vs-interpreter and device properties run on: all four by default, or the list in
  * CLOVE_TEST_BACKENDS (e.g. `webgpu` on a GPU machine, where only that path is news). Unknown names throw.
  */
 export function testedBackends(): readonly BackendName[] {
   const listed = process.env.CLOVE_TEST_BACKENDS;
-  if (listed === undefined || listed.trim() === '') return ['cpu', 'webasm', 'webgpu'];
+  if (listed === undefined || listed.trim() === '') return ['wasm', 'cpu', 'webasm', 'webgpu'];
   const names = listed.split(',').map((n) => n.trim());
   const unknown = names.filter((n) => !isBackendName(n));
   if (unknown.length > 0) throw new Error(`CLOVE_TEST_BACKENDS: unknown backend(s) ${unknown.join(', ')}`);

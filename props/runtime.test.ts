@@ -110,7 +110,8 @@ describe('backend choice', () => {
   });
 });
 
-for (const backend of testedBackends()) {
+// The gpu.js device (the wasm back end has its own device, tested in props/wasm.test.ts).
+for (const backend of testedBackends().filter((b) => b !== 'wasm')) {
   const probe = probeOf(backend);
   const skip = probe.available ? false : `backend unavailable here: ${probe.reason}`;
   describe(`device on ${backend}`, { skip }, () => {
