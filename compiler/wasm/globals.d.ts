@@ -14,4 +14,5 @@ declare namespace WebAssembly {
     grow(pages: number): number;
   }
   function validate(bytes: Uint8Array): boolean;
+  function compile(bytes: Uint8Array): Promise<Module>;
 }

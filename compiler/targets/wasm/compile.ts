@@ -101,7 +101,7 @@ export async function compileWasm(graph: Parameters<typeof plan>[0], options: Co
   let program: WasmProgram;
   let arenaBase: number;
   try {
-    const module = new WebAssembly.Module(builder.toBytes());
+    const module = await WebAssembly.compile(builder.toBytes());
     program = await device.load(module, names, scratch);
     arenaBase = device.alloc(Math.max(arena.bytes, 4));
   } catch (error) {

@@ -5,6 +5,7 @@
 // by exactly one thread in a fixed order, so results are bit-identical whatever the worker count.
 import * as E from 'fp-ts/lib/Either.js';
 import { availableParallelism } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { deviceError, type DeviceError } from '../../runtime/errors.ts';
 import { DeviceHandle, type LiveHandles } from '../../runtime/device.ts';
@@ -103,6 +104,11 @@ export class WasmDevice {
     if (typeof SharedArrayBuffer === 'undefined' || !WebAssembly.validate(simdProbe())) {
       return E.left(deviceError('unavailable', 'wasm', 'this JavaScript engine lacks WebAssembly SIMD128 or SharedArrayBuffer'));
     }
+    // Kernels run thousands of times per step: compile all of them with the optimizing tier when the module is
+    // compiled, rather than baseline (Liftoff) code first and each function again on its first hot calls
+    // (process-wide; the workers share the compiled module).
+    setFlagsFromString('--no-liftoff');
+    setFlagsFromString('--no-wasm-lazy-compilation');
     const d = new WasmDevice(Math.max(1, threads));
     for (let index = 1; index < d.threads; index++) {
       d.workers.push(new Worker(WORKER_SOURCE, { eval: true, workerData: { ctrl: d.ctrl.buffer, index, workers: d.threads } }));
