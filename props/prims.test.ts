@@ -129,3 +129,31 @@ describe('every primitive in the registry', () => {
     }
   }
 });
+
+// ---- tie and kink conventions (PyTorch's where the authors' code relies on them) --------------------------------
+// The float64 checks above draw 'separated' values, since central differences are undefined at a tie; these
+// properties draw values from a tiny set instead, so ties are the rule, and compare the VJP exactly with the
+// convention written out here.
+const tied = (n: number, rand: () => number): Float64Array => Float64Array.from({ length: n }, () => Math.floor(rand() * 3) - 1);
+
+describe('tie conventions', () => {
+  test('maximum/minimum: the strict winner takes the cotangent, a tie goes to the second operand', () => {
+    property(
+      fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 2 ** 31 - 1 }), (n, seed) => {
+        const rand = prng(seed);
+        const [a, c] = [b.input('x', [n], 'f32'), b.input('c', [n], 'f32')];
+        const [as, cs] = [tied(n, rand), tied(n, rand)];
+        const w = Float64Array.from({ length: n }, () => rand() * 4 - 2);
+        for (const [op, wins] of [[b.maximum, (p: number, q: number) => p > q], [b.minimum, (p: number, q: number) => p < q]] as const) {
+          const [ga, gc] = vjp(b.sum(b.mul(op(a, c), b.input('w', [n], 'f32')), [0]), [a, c]);
+          const got = evalF64({ ga, gc }, { x: as, c: cs, w });
+          for (let i = 0; i < n; i++) {
+            const first = wins(as[i], cs[i]);
+            assert.ok(got.ga.data[i] === (first ? w[i] : 0) && got.gc.data[i] === (first ? 0 : w[i]), `${as[i]} vs ${cs[i]}: [${got.ga.data[i]}, ${got.gc.data[i]}]`);
+          }
+        }
+      }),
+      60,
+    );
+  });
+});
