@@ -7,7 +7,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import fc from 'fast-check';
 import { vjp } from '../compiler/autodiff.ts';
 import * as b from '../compiler/build.ts';
-import { makeGraph, numel, type Node } from '../compiler/ir.ts';
+import { makeGraph, numel, stridesOf, type Node } from '../compiler/ir.ts';
 import { interpret, type Bindings } from '../compiler/interp/interpret.ts';
 import type { PrimName } from '../compiler/params.ts';
 import { registry } from '../compiler/registry.ts';
@@ -132,11 +132,85 @@ describe('every primitive in the registry', () => {
 
 // ---- tie and kink conventions (PyTorch's where the authors' code relies on them) --------------------------------
 // The float64 checks above draw 'separated' values, since central differences are undefined at a tie; these
-// properties draw values from a tiny set instead, so ties are the rule, and compare the VJP exactly with the
-// convention written out here.
+// properties draw values from a tiny set instead, so ties are the rule, and compare the VJP exactly with a
+// brute-force oracle of PyTorch's convention written here: the whole cotangent of a max goes to the FIRST
+// maximum in scan order (torch.max(x, dim)'s index, max_pool2d's recorded index).
 const tied = (n: number, rand: () => number): Float64Array => Float64Array.from({ length: n }, () => Math.floor(rand() * 3) - 1);
 
-describe('tie conventions', () => {
+/** The VJP of Σ node ⊙ w with respect to its input leaf, in float64. */
+function tiedGradient(node: Node, leaf: Node, xs: Float64Array, w: Float64Array): Float64Array {
+  const ct = b.input('w', node.shape, 'f32');
+  const [g] = vjp(b.sum(b.mul(node, ct), node.shape.map((_d, i) => i)), [leaf]);
+  return Float64Array.from(evalF64({ g }, { x: xs, w }).g.data);
+}
+
+describe('tie conventions: the whole gradient goes to the first maximum', () => {
+  test('reduceMax over random axes, values with ties, equals the brute-force first-maximum oracle', () => {
+    property(
+      fc.property(generators.reduceMax as fc.Arbitrary<Case<'reduceMax'>>, fc.integer({ min: 1, max: 2 ** 31 - 1 }), (c, seed) => {
+        const rand = prng(seed);
+        const shape = c.operands[0].shape;
+        const axes = c.params.axes;
+        const x = b.input('x', shape, 'f32');
+        const node = b.reduceMax(x, axes);
+        const xs = tied(numel(shape), rand);
+        const w = Float64Array.from({ length: numel(node.shape) }, () => rand() * 4 - 2);
+        // Oracle: walk x in row-major order (within one output slot that is row-major order over the reduced
+        // axes) and keep the first strictly larger value, as torch.max(x, dim) does.
+        const kept = shape.map((_d, i) => i).filter((i) => !axes.includes(i));
+        const outStrides = stridesOf(kept.map((i) => shape[i]));
+        const strides = stridesOf(shape);
+        const best = new Map<number, number>();
+        for (let flat = 0; flat < xs.length; flat++) {
+          const slot = kept.reduce((acc, ax, k) => acc + (Math.floor(flat / strides[ax]) % shape[ax]) * outStrides[k], 0);
+          const at = best.get(slot);
+          if (at === undefined || xs[flat] > xs[at]) best.set(slot, flat);
+        }
+        const want = new Float64Array(xs.length);
+        for (const [slot, flat] of best) want[flat] += w[slot];
+        const got = tiedGradient(node, x, xs, w);
+        got.forEach((v, k) => assert.ok(v === want[k], `[${k}] ${v} vs ${want[k]}: x = [${[...xs]}] (shape [${shape}], axes [${axes}])`));
+      }),
+      150,
+    );
+  });
+
+  test('max pooling with ties (random kernel, stride, padding) equals the brute-force first-maximum oracle', () => {
+    const maxPools = (generators.pool2d as fc.Arbitrary<Case<'pool2d'>>).filter((c) => c.params.mode === 'max');
+    property(
+      fc.property(maxPools, fc.integer({ min: 1, max: 2 ** 31 - 1 }), (c, seed) => {
+        const rand = prng(seed);
+        const shape = c.operands[0].shape;
+        const { kernel, stride, padding } = c.params;
+        const x = b.input('x', shape, 'f32');
+        const node = b.pool2d(x, 'max', kernel, stride, padding);
+        const xs = tied(numel(shape), rand);
+        const w = Float64Array.from({ length: numel(node.shape) }, () => rand() * 4 - 2);
+        // Oracle: PyTorch's max_pool2d scans each window's in-bounds positions row by row and records the
+        // position of the first strictly larger value; the backward adds the window's cotangent there.
+        const [N, C, H, W] = shape;
+        const [, , Ho, Wo] = node.shape;
+        const want = new Float64Array(xs.length);
+        for (let nc = 0; nc < N * C; nc++)
+          for (let i = 0; i < Ho; i++)
+            for (let j = 0; j < Wo; j++) {
+              let at = -1;
+              for (let a = 0; a < kernel[0]; a++)
+                for (let e = 0; e < kernel[1]; e++) {
+                  const [y, xx] = [i * stride[0] - padding[0] + a, j * stride[1] - padding[1] + e];
+                  if (y < 0 || y >= H || xx < 0 || xx >= W) continue;
+                  const flat = (nc * H + y) * W + xx;
+                  if (at < 0 || xs[flat] > xs[at]) at = flat;
+                }
+              want[at] += w[(nc * Ho + i) * Wo + j];
+            }
+        const got = tiedGradient(node, x, xs, w);
+        got.forEach((v, k) => assert.ok(Math.abs(v - want[k]) <= 1e-12, `[${k}] ${v} vs ${want[k]}: x = [${[...xs]}] (${JSON.stringify(c.params)}, shape [${shape}])`));
+      }),
+      150,
+    );
+  });
+
   test('maximum/minimum: the strict winner takes the cotangent, a tie goes to the second operand', () => {
     property(
       fc.property(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 2 ** 31 - 1 }), (n, seed) => {
