@@ -82,9 +82,9 @@ for (const backend of testedBackends()) {
         });
       }
     }
-    // Ties (values in {−1, 0, 1}): the compiled gradients of max pooling, reduceMax and ReLU follow the same
-    // conventions as the interpreter (first maximum in scan order; ReLU 0 at 0), not only on separated values.
-    test('gradients at ties (max pooling, reduceMax over two axes, ReLU) equal the interpreter', async () => {
+    // Ties (values in {−1, 0, 1}): the compiled gradients of max pooling, reduceMax and ReLU, and top-k, follow the
+    // same conventions as the interpreter (first maximum in scan order; ReLU 0 at 0; lower index first).
+    test('at ties, gradients (max pooling, reduceMax over two axes, ReLU) and top-k equal the interpreter', async () => {
       await property(
         fc.asyncProperty(fc.integer({ min: 1, max: 2 ** 31 - 1 }), async (seed) => {
           const rand = prng(seed);
@@ -97,10 +97,12 @@ for (const backend of testedBackends()) {
           const [gx] = vjp(loss, [x]);
           const bindings: Record<string, Float32Array> = { x: Float32Array.from({ length: 2 * 3 * 7 * 6 }, () => Math.floor(rand() * 3) - 1) };
           for (const n of [pooled, colMax, relu]) bindings[`c${n.shape.length}${n.op}`] = Float32Array.from({ length: n.shape.reduce((a, c) => a * c, 1) }, () => rand() * 4 - 2);
-          const ref = interpret(makeGraph({ gx }), bindings, 'f32');
+          const ranked = b.topk(b.reshape(x, [6, 42]), 5, 1, seed % 2 === 0); // ties: lower index first
+          const ref = interpret(makeGraph({ gx, ranked }), bindings, 'f32');
           if (E.isLeft(ref)) throw new Error(ref.left);
-          const got = await runCompiled(makeGraph({ gx }), bindings, backend);
+          const got = await runCompiled(makeGraph({ gx, ranked }), bindings, backend);
           close(got.gx, ref.right.gx.data, `tied gradient (seed ${seed})`);
+          assert.deepEqual([...got.ranked], [...ref.right.ranked.data], `top-k of tied values (seed ${seed})`);
         }),
         backend === 'webgpu' ? 3 : 6,
       );

@@ -230,4 +230,27 @@ describe('tie conventions: the whole gradient goes to the first maximum', () => 
       60,
     );
   });
+
+  test('abs has gradient 0 at 0 (PyTorch: grad·sgn(x); JAX would give 1); sign has none, at 0 included', () => {
+    const x = b.input('x', [4], 'f32');
+    const xs = new Float64Array([-2, 0, -0, 2]);
+    const [ga] = vjp(b.sum(b.abs(x), [0]), [x]);
+    assert.deepEqual([...evalF64({ ga }, { x: xs }).ga.data].map((v) => v + 0), [-1, 0, 0, 1]);
+    const [gs] = vjp(b.sum(b.mul(b.sign(x), x), [0]), [x]); // only the x factor contributes
+    assert.deepEqual([...evalF64({ gs }, { x: xs }).gs.data].map((v) => v + 0), [-1, 0, 0, 1]);
+  });
+
+  test('topk: among equal values the lower index ranks first (jax.lax.top_k; torch.topk leaves it unspecified)', () => {
+    property(
+      fc.property(fc.integer({ min: 1, max: 10 }), fc.boolean(), fc.integer({ min: 1, max: 2 ** 31 - 1 }), (n, largest, seed) => {
+        const rand = prng(seed);
+        const xs = tied(n, rand);
+        const k = 1 + Math.floor(rand() * n);
+        const got = [...evalF64({ i: b.topk(b.input('x', [n], 'f32'), k, 0, largest) }, { x: xs }).i.data];
+        const want = [...xs.keys()].sort((i, j) => (largest ? xs[j] - xs[i] : xs[i] - xs[j]) || i - j).slice(0, k);
+        assert.deepEqual(got, want, `x = [${[...xs]}], k = ${k}`);
+      }),
+      60,
+    );
+  });
 });
