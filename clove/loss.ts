@@ -9,7 +9,7 @@
 // validity mask instead of the official code's +Inf.
 import * as T from '../dsl/tensor.ts';
 import type { Tensor } from '../dsl/tensor.ts';
-import { l2Normalize } from '../dsl/nn.ts';
+import { clampMin, l2Normalize } from '../dsl/nn.ts';
 import type { Config } from './config.ts';
 
 export type LossVariant = Config['loss']['variant'];
@@ -117,7 +117,8 @@ export function officialLoss(C: Tensor<3>, F: Tensor<3>, mask: Tensor<3>, o: Los
   const negativeCos = T.div(T.sum(T.gather(cos, indices, 2), [2]), o.k - 1);
   const negative = T.mul(T.sum(negativeCos, [1]), -2 / cos.shape[1]);
   const imageValid = T.ge(T.sum(valid, [1]), cos.shape[1] - 0.5);
-  const hinge = T.maximum(T.add(T.sub(T.mul(positive, o.lambda), negative), o.margin), 0);
+  // MarginRankingLoss is `clamp_min(λP − N + μ, 0)`: at a tie the gradient passes (clampMin), it is not split.
+  const hinge = clampMin(T.add(T.sub(T.mul(positive, o.lambda), negative), o.margin), 0);
   const perImage = T.where(imageValid, hinge, 0);
   return {
     loss: T.div(T.sum(perImage), cos.shape[0]),
@@ -145,7 +146,8 @@ export function perPairLoss(C: Tensor<3>, F: Tensor<3>, mask: Tensor<3>, o: Loss
   const negativeMean = l2Normalize(T.matmul(selection, f), -1);
   const negativeCos = T.sum(T.mul(c, negativeMean), [2]);
   const counted = T.mul(mask, T.expandDims(valid, 2));
-  const hinge = T.maximum(T.add(T.add(T.mul(cos, -o.lambda), T.expandDims(negativeCos, 2)), o.margin), 0);
+  // The same clamp_min convention at the hinge's kink as the official variant.
+  const hinge = clampMin(T.add(T.add(T.mul(cos, -o.lambda), T.expandDims(negativeCos, 2)), o.margin), 0);
   const perImageSum = T.sum(T.mul(hinge, counted), [1, 2]);
   const perImage = o.reduction === 'sum' ? perImageSum : T.div(perImageSum, T.maximum(T.sum(counted, [1, 2]), 1));
   return {

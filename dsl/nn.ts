@@ -3,7 +3,21 @@
 import * as T from './tensor.ts';
 import type { Tensor } from './tensor.ts';
 
+/**
+ * nn.ReLU / torch.relu, gradient included: PyTorch's backward (threshold_backward) passes the cotangent where
+ * x > 0 and gives 0 at x = 0 exactly. `maximum` sends a tie's cotangent to its second operand (here the constant
+ * 0), so x gets none at 0. That 0 matters: at step 0 the zero-initialised last BN γ of every residual block makes
+ * `relu(0 + identity)` tie at 0 for about half its entries. NaN stays NaN, as in torch.relu.
+ */
 export const relu = <R extends number>(x: Tensor<R>): Tensor<R> => T.maximum(x, 0);
+
+/**
+ * torch.clamp_min(x, lo) (also `clamp(min=lo)`), gradient included: the cotangent passes where x ≥ lo, ties
+ * included, and is 0 where x < lo (PyTorch's rule `where(self >= min, grad, 0)`). Written maximum(lo, x), so a tie
+ * goes to x (maximum's second operand). Use it where the authors' code clamps: F.normalize's norm,
+ * MarginRankingLoss's hinge. NaN stays NaN.
+ */
+export const clampMin = <R extends number>(x: Tensor<R>, lo: number): Tensor<R> => T.maximum(lo, x);
 
 /** Mean over `axes`, keeping them as size-1 dims (so the result broadcasts against x). */
 export function meanKeep<R extends number>(x: Tensor<R>, axes: readonly number[]): Tensor<R> {
@@ -33,9 +47,10 @@ export function logSoftmax<R extends number>(x: Tensor<R>, axis = -1): Tensor<R>
  * F.normalize: x / max(‖x‖₂, eps) along `axis`. The clamp is applied to the squared norm (max(‖x‖², eps²),
  * then sqrt: the same value) so that a zero row never reaches sqrt's derivative 1/(2·sqrt(0)) = ∞, which the
  * clamp's zero cotangent would turn into 0·∞ = NaN gradients (PyTorch returns x/eps's gradient there too).
+ * The clamp is `clampMin` (F.normalize's `clamp_min`): at a tie the whole cotangent goes to the norm.
  */
 export function l2Normalize<R extends number>(x: Tensor<R>, axis = -1, eps = 1e-12): Tensor<R> {
-  const norm = T.sqrt(T.maximum(T.sumKeep(T.mul(x, x), [axis]), eps * eps));
+  const norm = T.sqrt(clampMin(T.sumKeep(T.mul(x, x), [axis]), eps * eps));
   return T.div(x, norm);
 }
 

@@ -83,6 +83,31 @@ for (const backend of testedBackends()) {
         });
       }
     }
+    // Ties (values in {−1, 0, 1}): the compiled gradients of max pooling, reduceMax and ReLU, and top-k, follow the
+    // same conventions as the interpreter (first maximum in scan order; ReLU 0 at 0; lower index first).
+    test('at ties, gradients (max pooling, reduceMax over two axes, ReLU) and top-k equal the interpreter', async () => {
+      await property(
+        fc.asyncProperty(fc.integer({ min: 1, max: 2 ** 31 - 1 }), async (seed) => {
+          const rand = prng(seed);
+          const x = b.input('x', [2, 3, 7, 6]);
+          const pooled = b.pool2d(x, 'max', [3, 3], [2, 2], [1, 1]);
+          const colMax = b.reduceMax(x, [1, 3]);
+          const relu = b.maximum(x, b.scalar(0, x)); // dsl/nn.ts relu
+          const weigh = (n: Node) => b.sum(b.mul(n, b.input(`c${n.shape.length}${n.op}`, n.shape)), n.shape.map((_d, i) => i));
+          const loss = b.add(b.add(weigh(pooled), weigh(colMax)), weigh(relu));
+          const [gx] = vjp(loss, [x]);
+          const bindings: Record<string, Float32Array> = { x: Float32Array.from({ length: 2 * 3 * 7 * 6 }, () => Math.floor(rand() * 3) - 1) };
+          for (const n of [pooled, colMax, relu]) bindings[`c${n.shape.length}${n.op}`] = Float32Array.from({ length: n.shape.reduce((a, c) => a * c, 1) }, () => rand() * 4 - 2);
+          const ranked = b.topk(b.reshape(x, [6, 42]), 5, 1, seed % 2 === 0); // ties: lower index first
+          const ref = interpret(makeGraph({ gx, ranked }), bindings, 'f32');
+          if (E.isLeft(ref)) throw new Error(ref.left);
+          const got = await runCompiled(makeGraph({ gx, ranked }), bindings, backend);
+          close(got.gx, ref.right.gx.data, `tied gradient (seed ${seed})`);
+          assert.deepEqual([...got.ranked], [...ref.right.ranked.data], `top-k of tied values (seed ${seed})`);
+        }),
+        backend === 'webgpu' ? 3 : 6,
+      );
+    });
     test('the per-tap conv weight gradient (strided, padded, 2 groups, split batch) equals the interpreter', async () => {
       const rand = prng(11);
       const x = b.input('x', [8, 16, 64, 64]); // N·Ho·Wo = 8192: the batch is split in 2

@@ -80,7 +80,7 @@ const rowSums = (x: ArrayLike<number>, shape: Shape, axis: number, f: (v: number
 
 // ---- relu, mean, variance -------------------------------------------------------------------------------------
 describe('relu, mean and variance', () => {
-  test('relu is max(x, 0) and its gradient is the 0/1 mask (values away from the kink)', () => {
+  test('relu is max(x, 0) and its gradient matches central differences (values away from the kink)', () => {
     property(
       fc.property(shapeArb(0, 4), seedArb, (shape, seed) => {
         const rand = prng(seed);
@@ -88,6 +88,46 @@ describe('relu, mean and variance', () => {
         const xs = drawValues({ shape, dtype: 'f32', values: 'separated' }, rand);
         assertClose(evalF64({ y: nn.relu(x) }, { x: xs }).y.data, xs.map((v) => Math.max(v, 0)), 'relu');
         assert.deepEqual(vjpMismatches(nn.relu(x), [x], { x: xs }, rand), []);
+      }),
+      60,
+    );
+  });
+
+  // PyTorch's subgradients at the kink, which the authors' first step relies on (the zero-initialised last BN γ
+  // of each residual block makes relu(0 + identity) tie at 0 for about half its entries).
+  const kinked = (shape: Shape, rand: () => number, at: number): Float64Array =>
+    Float64Array.from({ length: numel(shape) }, () => at + [-1, -0.5, 0, 0, 0.5, 1][Math.floor(rand() * 6)]);
+  const gradOf = (y: T.Tensor, x: T.Tensor, xs: Float64Array, rand: () => number): { readonly g: Float64Array; readonly w: Float64Array } => {
+    const { loss, weights } = weightedSum(y, 'w', rand);
+    const [g] = vjp(loss, [x]);
+    return { g: Float64Array.from(evalF64({ g }, { x: xs, w: weights }).g.data), w: weights };
+  };
+
+  test('relu: gradient exactly 0 at x = 0 (and at −0), 1 above, 0 below, as torch.relu; NaN stays NaN', () => {
+    property(
+      fc.property(shapeArb(0, 4), seedArb, (shape, seed) => {
+        const rand = prng(seed);
+        const x = T.input('x', shape);
+        const xs = kinked(shape, rand, 0).map((v) => (v === 0 && rand() < 0.5 ? -0 : v));
+        const { g, w } = gradOf(nn.relu(x), x, xs, rand);
+        g.forEach((v, i) => assert.ok(v === (xs[i] > 0 ? w[i] : 0), `x = ${xs[i]}: gradient ${v}, PyTorch's ${xs[i] > 0 ? w[i] : 0}`));
+        assert.deepEqual([...evalF64({ y: nn.relu(x) }, { x: xs }).y.data].map((v) => v + 0), [...xs].map((v) => Math.max(v, 0) + 0));
+      }),
+      60,
+    );
+    const x = T.input('x', [2]);
+    assert.ok(Number.isNaN(evalF64({ y: nn.relu(x) }, { x: new Float64Array([NaN, 1]) }).y.data[0]), 'relu(NaN) is NaN');
+  });
+
+  test('clampMin: the whole gradient at a tie (x = lo), none below, as torch.clamp_min', () => {
+    property(
+      fc.property(shapeArb(0, 4), seedArb, fc.constantFrom(0, 1e-6, -0.25, 2), (shape, seed, lo) => {
+        const rand = prng(seed);
+        const x = T.input('x', shape);
+        const xs = kinked(shape, rand, lo);
+        const { g, w } = gradOf(nn.clampMin(x, lo), x, xs, rand);
+        g.forEach((v, i) => assert.ok(v === (xs[i] >= lo ? w[i] : 0), `x = ${xs[i]}, lo = ${lo}: gradient ${v}`));
+        assertClose(evalF64({ y: nn.clampMin(x, lo) }, { x: xs }).y.data, xs.map((v) => Math.max(v, lo)), 'clampMin');
       }),
       60,
     );

@@ -11,9 +11,11 @@ import { windowOut } from '../compiler/prims/conv2d.ts';
 /**
  * How to draw an operand's values. 'smooth': U(-2, 2). 'positive': U(0.5, 2) (log, sqrt, division).
  * 'separated': distinct values at least 0.01 apart and away from 0, so finite differences never cross a
- * kink or a tie (abs, max, pooling, top-k). 'index:n': integers in [0, n). 'bool': 0/1.
+ * kink or a tie (abs, max, pooling, top-k). 'interleaved': the same on the grid shifted by half its spacing,
+ * so it never ties with a 'separated' operand of the same shape (the second operand of maximum/minimum).
+ * 'index:n': integers in [0, n). 'bool': 0/1.
  */
-export type Values = 'smooth' | 'positive' | 'separated' | `index:${number}` | 'bool';
+export type Values = 'smooth' | 'positive' | 'separated' | 'interleaved' | `index:${number}` | 'bool';
 export interface Operand {
   readonly shape: Shape;
   readonly dtype: DType;
@@ -58,8 +60,8 @@ export const generators: { readonly [Op in PrimName]: fc.Arbitrary<Case<Op>> } =
   sub: binary('sub'),
   mul: binary('mul'),
   div: binary('div', 'smooth', 'positive'),
-  maximum: binary('maximum', 'separated'),
-  minimum: binary('minimum', 'separated'),
+  maximum: binary('maximum', 'separated', 'interleaved'),
+  minimum: binary('minimum', 'separated', 'interleaved'),
   pow: binary('pow', 'positive', 'smooth'),
   lt: binary('lt'),
   le: binary('le'),
@@ -179,9 +181,12 @@ export function prng(seed: number): () => number {
 export function drawValues(op: Operand, rand: () => number): Float64Array {
   const n = numel(op.shape);
   const out = new Float64Array(n);
-  if (op.values === 'separated') {
-    // A random permutation of a grid with spacing 0.05, shifted away from 0.
-    const grid = [...Array(n).keys()].map((i) => (i - n / 2) * 0.05 + 0.025);
+  if (op.values === 'separated' || op.values === 'interleaved') {
+    // A random permutation of a grid with spacing 0.05, shifted away from 0: every value is at least 0.0125 from
+    // it (the old shift of 0.025 put the middle value of an odd count exactly on 0, ReLU's and abs's kink).
+    // The interleaved grid sits halfway between: 0.025 from every 'separated' value of the same count.
+    const shift = op.values === 'separated' ? 0.0125 : 0.0375;
+    const grid = [...Array(n).keys()].map((i) => (i - n / 2) * 0.05 + shift);
     for (let i = n - 1; i > 0; i--) {
       const j = Math.floor(rand() * (i + 1));
       [grid[i], grid[j]] = [grid[j], grid[i]];

@@ -10,7 +10,7 @@ import { interpret } from '../compiler/interp/interpret.ts';
 import { createRng } from '../clove/data/rng.ts';
 import { optimizerStep, type OptimizerOptions } from '../clove/optim.ts';
 import { emaUpdate } from '../clove/ema.ts';
-import { emaMomentumAt, learningRateAt } from '../clove/schedules.ts';
+import { cosineScheduleAt, emaMomentumAt, learningRateAt } from '../clove/schedules.ts';
 
 // A small tree mixing ≥2-D weights (decayed, LARS-scaled) and 1-D vectors (neither), with one all-zero weight
 // to exercise LARS's "ratio 1 when a norm is zero" branch.
@@ -147,21 +147,92 @@ test('EMA: θ_t ← m·θ_t + (1 − m)·θ_s leaf by leaf', () => {
   assert.throws(() => emaUpdate({ a: param('ta', [2]) }, { a: param('sa', [3]) }, input('m', []) as Tensor<0>), /teacher 'a' \[2\]/);
 });
 
-test('learning rate: 1% of peak at 0, peak at the end of warm-up, 1% of peak at the end, monotone in between', () => {
+test('learning rate: 1% of peak at 0, peak at the last warm-up step and the first cosine step, 1% at the end, monotone', () => {
   property(
     fc.property(fc.double({ min: 1e-3, max: 10, noNaN: true }), fc.integer({ min: 0, max: 50 }), fc.integer({ min: 1, max: 200 }), (peak, warmup, extra) => {
       const s = { peak, warmupSteps: warmup, totalSteps: warmup + extra };
       const near = (a: number, b: number) => Math.abs(a - b) <= 1e-12 * (1 + Math.abs(b));
       assert.ok(near(learningRateAt(0, s), warmup > 0 ? 0.01 * peak : peak), `start ${learningRateAt(0, s)}`);
-      assert.ok(near(learningRateAt(warmup, s), peak), `end of warm-up ${learningRateAt(warmup, s)}`);
+      if (warmup > 1) assert.equal(learningRateAt(warmup - 1, s), peak, 'np.linspace reaches the peak at the last warm-up step');
+      assert.equal(learningRateAt(warmup, s), peak, 'the cosine starts at the peak');
       assert.ok(near(learningRateAt(s.totalSteps, s), 0.01 * peak), `end ${learningRateAt(s.totalSteps, s)}`);
+      assert.ok(learningRateAt(s.totalSteps - 1, s) > 0.01 * peak, 'the last step is still above the floor, as in cosine_scheduler');
       for (let t = 1; t <= s.totalSteps; t++) {
         const [a, b] = [learningRateAt(t - 1, s), learningRateAt(t, s)];
-        assert.ok(t <= warmup ? b > a : b < a, `not monotone at step ${t}: ${a} → ${b}`);
+        const flat = t === warmup && warmup > 1; // peak at W − 1 (linspace) and at W (cosine)
+        assert.ok(flat ? b === a : t <= warmup ? b > a : b < a, `not monotone at step ${t}: ${a} → ${b}`);
       }
     }),
     60,
   );
+});
+
+// ---- the authors' schedule, transcribed -----------------------------------------------------------------------
+/** numpy.linspace(start, stop, num) with endpoint=True, step by step as numpy computes it. */
+function npLinspace(start: number, stop: number, num: number): number[] {
+  const div = num - 1;
+  const delta = stop - start;
+  const y = Array.from({ length: num }, (_v, i) => i);
+  let scaled: number[];
+  if (div > 0) {
+    const step = delta / div;
+    scaled = step === 0 ? y.map((v) => (v / div) * delta) : y.map((v) => v * step);
+  } else {
+    scaled = y.map((v) => v * delta); // 0 or 1 entries: the step is undefined
+  }
+  const out = scaled.map((v) => v + start);
+  if (num > 1) out[num - 1] = stop;
+  return out;
+}
+
+/** The authors' cosine_scheduler (CLoVE main_pretrain.py, contrast/util.py), line by line. */
+function authorsCosineScheduler(baseValue: number, finalValue: number, epochs: number, niterPerEp: number, warmupEpochs = 0, startWarmupValue = 0): number[] {
+  let warmupSchedule: number[] = [];
+  const warmupIters = warmupEpochs * niterPerEp;
+  if (warmupEpochs > 0) warmupSchedule = npLinspace(startWarmupValue, baseValue, warmupIters);
+  const iters = Array.from({ length: epochs * niterPerEp - warmupIters }, (_v, i) => i);
+  const schedule = iters.map((i) => finalValue + 0.5 * (baseValue - finalValue) * (1 + Math.cos((Math.PI * i) / iters.length)));
+  const all = [...warmupSchedule, ...schedule];
+  assert.equal(all.length, epochs * niterPerEp);
+  return all;
+}
+
+const settings = fc.record({
+  epochs: fc.integer({ min: 1, max: 12 }),
+  niter: fc.integer({ min: 1, max: 25 }),
+  warmupFraction: fc.double({ min: 0, max: 1, noNaN: true }),
+  base: fc.double({ min: 1e-4, max: 20, noNaN: true }),
+  final: fc.double({ min: 0, max: 20, noNaN: true }),
+  start: fc.double({ min: 0, max: 20, noNaN: true }),
+  momentumBase: fc.double({ min: 0.5, max: 0.9999, noNaN: true }),
+});
+
+test("schedules equal the authors' cosine_scheduler at every step, to the bit (random base, final, epochs, warm-up)", () => {
+  property(
+    fc.property(settings, ({ epochs, niter, warmupFraction, base, final, start, momentumBase }) => {
+      const warmupEpochs = Math.floor(warmupFraction * epochs);
+      const T = epochs * niter;
+      const W = warmupEpochs * niter;
+      const theirs = authorsCosineScheduler(base, final, epochs, niter, warmupEpochs, start);
+      const lr = authorsCosineScheduler(base, base * 0.01, epochs, niter, warmupEpochs, base / 100); // main_pretrain.py
+      const momentum = authorsCosineScheduler(momentumBase, 1.0, epochs, niter); // no warm-up
+      const s = { peak: base, warmupSteps: W, totalSteps: T };
+      for (let t = 0; t < T; t++) {
+        const where = `step ${t} of ${T} (warm-up ${W})`;
+        assert.ok(cosineScheduleAt(t, base, final, T, W, start) === theirs[t], `${where}: ${cosineScheduleAt(t, base, final, T, W, start)} vs ${theirs[t]}`);
+        assert.ok(learningRateAt(t, s) === lr[t], `lr at ${where}: ${learningRateAt(t, s)} vs ${lr[t]}`);
+        assert.ok(emaMomentumAt(t, momentumBase, T) === momentum[t], `momentum at ${where}: ${emaMomentumAt(t, momentumBase, T)} vs ${momentum[t]}`);
+      }
+    }),
+    200,
+  );
+});
+
+test('the cpu-small warm-up reaches the peak at its last step (t = W − 1), as np.linspace does', () => {
+  const s = { peak: 10, warmupSteps: 50, totalSteps: 500 };
+  assert.equal(learningRateAt(49, s), 10);
+  assert.equal(learningRateAt(0, s), 0.1);
+  assert.equal(learningRateAt(50, s), 10);
 });
 
 test('EMA momentum: base at 0, 1 at the end, increasing, halfway at T/2', () => {

@@ -92,16 +92,27 @@ export const scaled = (g: Node, k: number): Node => b.mul(g, b.scalar(k, g));
 export type { PrimName };
 
 /**
- * maximum/minimum: the cotangent goes to the operand that wins, and is split evenly on ties (as JAX does), so the
- * rule stays symmetric in its operands. `wins(a, c)` builds the node "a strictly beats c".
+ * maximum/minimum: the cotangent goes to the operand that strictly wins, and on a tie to the SECOND operand.
+ * The operand order thus picks the tie's winner, which gives both of PyTorch's conventions at the kinks the
+ * authors' code has, as one elementwise op whose rule only compares its operands:
+ * - ReLU = maximum(x, 0): 0 for x at x = 0, as torch.relu (threshold_backward) gives;
+ * - clamp_min(x, lo) = maximum(lo, x): the whole cotangent for x at x = lo, as torch.clamp_min (F.normalize's
+ *   norm, MarginRankingLoss's hinge) gives; clamp_max(x, hi) = minimum(hi, x) likewise.
+ * (dsl/nn.ts `relu` and `clampMin` write them so.) JAX and torch.maximum/minimum split a tie ½/½ instead.
+ * That split is not kept because the method never differentiates a tie of a plain maximum/minimum, only ties
+ * of ReLU and clamps. Keeping it and building ReLU as where(x ≤ 0, 0, x) would also cost a mask kernel and
+ * buffer per ReLU, because forward and backward share the mask: 2103 kernels instead of 2037 in the cpu-small
+ * step (`--plan`). (compiler/passes/cse.ts may swap the operands after differentiation: values do not
+ * depend on the order.)
+ * `wins(a, c)` builds "a strictly beats c".
  */
 export function extremumPrim<Op extends 'maximum' | 'minimum'>(name: Op, f: (a: number, c: number) => number, wins: (a: Node, c: Node) => Node, fn: (a: F, c: F) => F): Prim<Op> {
   return binaryPrim(
     name,
     f,
     (a, c, _y, g) => {
-      const wa = b.where(wins(a, c), b.scalar(1, g), b.where(b.eq(a, c), b.scalar(0.5, g), b.scalar(0, g)));
-      return [b.mul(g, wa), b.mul(g, b.sub(b.scalar(1, g), wa))];
+      const zero = b.zerosLike(g);
+      return [b.where(wins(a, c), g, zero), b.where(wins(a, c), zero, g)];
     },
     fn,
     [],

@@ -10,7 +10,10 @@ export const NEG_SENTINEL = -3.4028234663852886e38;
 /**
  * Max or average pooling over NCHW (PyTorch semantics; average counts padded zeros, like
  * `count_include_pad=True`). The gradient is a sum over the kernel offsets of interior-padded cotangents,
- * so it only gathers. Max pooling shares the cotangent evenly among tied maxima.
+ * so it only gathers. Max pooling sends the whole cotangent of a window to its FIRST maximum in scan order
+ * (kernel rows, then columns), as PyTorch does: max_pool2d records one index per window, updating it only on
+ * `val > maxval`, and its backward puts the gradient there. (JAX's reduce_window max shares it among ties
+ * instead; the ResNet stem's max pool is the authors' nn.MaxPool2d, so PyTorch's convention is the one kept.)
  */
 export const pool2d: Prim<'pool2d'> = {
   name: 'pool2d',
@@ -87,8 +90,16 @@ function poolGrad(node: Node<'pool2d'>, g: Node): Node {
   } else {
     const xp = b.pad(x, [0, 0, padding[0], padding[1]], [0, 0, padding[0], padding[1]], [0, 0, 0, 0], NEG_SENTINEL);
     const hits = offsets.map(([a, c]) => b.cast(b.eq(window(a, c, xp), node), 'f32'));
-    const count = hits.reduce((acc: Node, h: Node) => b.add(acc, h));
-    weights = hits.map((h) => b.div(h, count));
+    // First maximum in scan order, without a scatter: offset k takes the cotangent iff it hits the maximum
+    // and no earlier offset took it, first_k = hit_k·(1 − Σ_{j<k} first_j) (the sum is 0 or 1). The padding
+    // holds the most negative finite f32, so it can only tie where the whole window is that value.
+    weights = [];
+    let taken: Node | undefined;
+    for (const hit of hits) {
+      const first = taken === undefined ? hit : b.mul(hit, b.sub(b.scalar(1, hit), taken));
+      weights.push(first);
+      taken = taken === undefined ? first : b.add(taken, first);
+    }
   }
   // Each offset's cotangent goes back to input position (a + s·i − p, c + s·j − p).
   const parts: Node[] = offsets.map(([a, c], k) =>

@@ -4,9 +4,12 @@ import type { Prim } from '../prim.ts';
 import { forEachIndex } from './checks.ts';
 
 /**
- * Indices of the k largest (or smallest) entries along `axis`, best first; ties go to the lower index.
- * Defined by rank counting (rank_i = #{j better than i}), which needs no sort and lowers to a gather-only
- * kernel. Indices are piecewise constant in x: no gradient.
+ * Indices of the k largest (or smallest) entries along `axis`, best first; ties go to the lower index (as
+ * jax.lax.top_k documents; torch.topk leaves the order of equal values unspecified, so no convention can match
+ * it in general). Defined by rank counting (rank_i = #{j better than i}), which needs no sort and lowers to a
+ * gather-only kernel. Indices are piecewise constant in x: no gradient. The values' gradient comes from
+ * `gather` (the whole cotangent to the chosen index, as torch.topk's values backward does); at a tie it only
+ * decides which of the equal entries is chosen.
  */
 export const topk: Prim<'topk'> = {
   name: 'topk',
