@@ -11,7 +11,6 @@ import { stopGradient } from './build.ts';
 import { makeGraph, numel, showShape, type Graph, type Node } from './ir.ts';
 import { describeOversize, planMemory, type MemoryPlan } from './memplan.ts';
 import { optimize } from './passes/index.ts';
-import { explicitConvPadding } from './passes/explicitConvPadding.ts';
 import { splitReductions } from './passes/splitReductions.ts';
 import { chooseBackend } from './runtime/backend.ts';
 import { Device, DeviceHandle, type DeviceKernel, type LiveHandles } from './runtime/device.ts';
@@ -54,7 +53,7 @@ export function plan(graph: Graph, limits: { maxBufferBytes: number } = { maxBuf
   // An output that is (or simplifies to) a bound leaf gets its own copy, so the caller never receives its own
   // buffer back; so does one whose kernel is worth register-tiling, so the caller reads the plain layout.
   // Outputs that are the same node share one handle.
-  const optimized = splitReductions(explicitConvPadding(optimize(graph)));
+  const optimized = splitReductions(target.rewrite(optimize(graph)));
   const copied = (n: Node): boolean => n.op === 'param' || n.op === 'input' || target.tileAxis(n) !== null;
   const g = makeGraph(Object.fromEntries(Object.entries(optimized.outputs).map(([k, n]) => [k, copied(n) ? stopGradient(n) : n])));
   const { kernels } = schedule(g, target);

@@ -67,7 +67,11 @@ export function schedule(graph: Graph, target: ScheduleTarget): Schedule {
   for (const n of graph.nodes) {
     if (target.bufferOperands(n)) {
       // A template kernel reads its operands at computed addresses: each is a buffer, or a reshape of one.
-      for (const i of n.inputs) if (!movementChain(i, mat, RESHAPES) || i.op === 'const' || i.op === 'iota') mat.add(i.id);
+      n.inputs.forEach((i, k) => {
+        const folded = target.foldsOperand(n, k, i);
+        const buffer = folded ? i.inputs[0] : i;
+        if (!movementChain(buffer, mat, RESHAPES) || buffer.op === 'const' || buffer.op === 'iota') mat.add(buffer.id);
+      });
       continue;
     }
     if (!REREADS.has(n.op) && !(n.op === 'gather')) continue;

@@ -11,10 +11,14 @@ export interface ScheduleTarget {
   tileAxis(n: Node): number | null;
   /** Whether a kernel computing `n` reads its operands as plain row-major buffers (template kernels). */
   bufferOperands(n: Node): boolean;
+  /** Whether operand k of such a kernel may stay an inlined `operand` over a buffer (the template folds it in). */
+  foldsOperand(n: Node, k: number, operand: Node): boolean;
 }
 
 export interface Target extends ScheduleTarget {
   readonly name: 'gpujs' | 'wasm';
+  /** Graph rewrites this target's kernels want before scheduling (e.g. explicit convolution padding). */
+  rewrite(graph: Graph): Graph;
   /** Tensors this target cannot hold or index, given the device's largest buffer. */
   oversize(graph: Graph, kernels: readonly KernelPlan[], limits: { readonly maxBufferBytes: number }): Node[];
   /** What a tensor's limits are, for the message naming oversize tensors. */

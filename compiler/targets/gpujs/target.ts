@@ -2,6 +2,7 @@
 import { numel, type Node } from '../../ir.ts';
 import type { PrimName } from '../../params.ts';
 import type { TileRule } from '../../prim.ts';
+import { explicitConvPadding } from '../../passes/explicitConvPadding.ts';
 import { registry } from '../../registry.ts';
 import { bufferBytes } from '../../schedule.ts';
 import type { Target } from '../../target.ts';
@@ -27,6 +28,8 @@ export const gpujsTarget: Target = {
   maxKernelInputs: MAX_KERNEL_INPUTS,
   tileAxis: gpujsTileAxis,
   bufferOperands: () => false,
+  foldsOperand: () => false,
+  rewrite: explicitConvPadding,
   oversize: (graph, kernels, limits) => {
     const fits = (n: Node) => indexable(n.shape) && bufferBytes(n) <= limits.maxBufferBytes;
     const leaves = graph.nodes.filter((n) => n.op === 'param' || n.op === 'input');

@@ -480,7 +480,7 @@ function microkernel(f: Fn, rows: number, K: number, ptr: { a: number; b: number
   c.loop();
   c.localGet(pb).v128Load(0, 4).localSet(b0).localGet(pb).v128Load(16, 4).localSet(b1);
   for (let q = 0; q < rows; q++) {
-    c.localGet(pa).f32Load(q * stride.aRow, 4).f32x4Splat().localSet(s);
+    c.localGet(pa).v128Load32Splat(q * stride.aRow, 4).localSet(s);
     c.localGet(acc[2 * q]).localGet(s).localGet(b0).f32x4Mul().f32x4Add().localSet(acc[2 * q]);
     c.localGet(acc[2 * q + 1]).localGet(s).localGet(b1).f32x4Mul().f32x4Add().localSet(acc[2 * q + 1]);
   }
@@ -559,14 +559,28 @@ function dotKernel(node: Node<'dot'>, operands: readonly number[]): WasmKernel {
   return { params: params.slice(1), locals: f.locals, code: c, items: batch * panels, itemAlign: 1, scratchBytes: 0, operands };
 }
 
+/** A zero pad (with interior, i.e. zero dilation, by powers of two) of the spatial axes only, as a conv input. */
+export function foldablePad(n: Node): { readonly lo: readonly number[]; readonly q: readonly number[] } | null {
+  if (n.op !== 'pad') return null;
+  const { lo, hi, interior, value } = (n as Node<'pad'>).params;
+  if (value !== 0 || n.shape.length !== 4 || [lo, hi, interior].some((v) => v[0] !== 0 || v[1] !== 0)) return null;
+  const q = [interior[2] + 1, interior[3] + 1];
+  return q.every((v) => (v & (v - 1)) === 0) ? { lo: [lo[2], lo[3]], q } : null;
+}
+
 /**
  * conv2d as an implicit GEMM per image and group: rows = the group's output channels, columns = output pixels,
  * K = Cg·kh·kw. Items are (image, group, 8-pixel panel); each packs its K × 8 panel of the im2col matrix (zeros
- * outside the input) into the worker's scratch, then runs every row block over it.
+ * outside the input) into the worker's scratch, then runs every row block over it. The input may be a zero pad
+ * (with interior zeros) of the buffer actually read: positions between or outside its elements pack as zeros.
  */
-function convKernel(node: Node<'conv2d'>, operands: readonly number[]): WasmKernel {
-  const [x, w] = node.inputs;
-  const [N, C, H, W] = x.shape;
+function convKernel(node: Node<'conv2d'>, operands: readonly number[], pad: ReturnType<typeof foldablePad>): WasmKernel {
+  const [xin, w] = node.inputs;
+  const src = pad === null ? xin : xin.inputs[0];
+  const [, C, Hs, Ws] = src.shape;
+  const [, , Hp, Wp] = xin.shape;
+  const [lo, q] = pad === null ? [[0, 0], [1, 1]] : [pad.lo, pad.q];
+  const [N] = xin.shape;
   const [O, Cg, kh, kw] = w.shape;
   const { stride, padding, dilation, groups } = node.params;
   const [, , Ho, Wo] = node.shape;
@@ -574,45 +588,77 @@ function convKernel(node: Node<'conv2d'>, operands: readonly number[]): WasmKern
   const P = Ho * Wo;
   const K = Cg * kh * kw;
   const panels = Math.ceil(P / COLS);
+  const plane = Hs * Ws * 4;
   const params: ValType[] = ['i32', 'i32', 'i32', 'i32', 'i32', 'i32'];
   const f = new Fn(params);
   const [out, pX, pW, scratch, start, end] = [0, 1, 2, 3, 4, 5];
   const c = f.code;
-  const [img, grp, j, xg, wg, cg] = [f.local('i32'), f.local('i32'), f.local('i32'), f.local('i32'), f.local('i32'), f.local('i32')];
+  const [img, grp, j, xg, wg, cg, sameRow] = Array.from({ length: 7 }, () => f.local('i32'));
   const rowOf = Array.from({ length: COLS }, () => f.local('i32'));
   const colOf = Array.from({ length: COLS }, () => f.local('i32'));
+  const valid = Array.from({ length: COLS }, () => f.local('i32'));
+  const offset = Array.from({ length: COLS }, () => f.local('i32'));
+  const [yp, xp, t, ch, ps, pd] = Array.from({ length: 6 }, () => f.local('i32'));
+  // Contiguous source columns: a panel inside one output row reads 8 consecutive elements of a source row.
+  const contiguous = stride[1] === 1 && q[1] === 1;
+  /** valid_l = coordinate `v` (padded) lands on a source element of an axis; leaves the source index in `t`. */
+  const onSource = (v: number, axis: 0 | 1): void => {
+    const [extent, size] = axis === 0 ? [Hp, Hs] : [Wp, Ws];
+    const k = Math.log2(q[axis]);
+    c.localGet(v).i32Const(lo[axis]).i32Sub().localTee(t);
+    c.i32Const(0).i32GeS().localGet(v).i32Const(extent).i32LtU().i32And();
+    if (k > 0) c.localGet(t).i32Const(q[axis] - 1).i32And().i32Eqz().i32And();
+    if (k > 0) c.localGet(t).i32Const(k).i32ShrS().localSet(t);
+    c.localGet(t).i32Const(size).i32LtS().i32And();
+  };
   itemLoop(f, start, end, (item) => {
     c.localGet(item).i32Const(panels).i32RemS().i32Const(COLS).i32Mul().localSet(j);
     c.localGet(item).i32Const(panels).i32DivS().localTee(grp).i32Const(groups).i32DivS().localSet(img);
     c.localGet(grp).i32Const(groups).i32RemS().localSet(grp);
-    // x plane of (img, group), weight rows and output rows of the group
-    c.localGet(pX).localGet(img).i32Const(C).i32Mul().localGet(grp).i32Const(Cg).i32Mul().i32Add().i32Const(H * W * 4).i32Mul().i32Add().localSet(xg);
+    c.localGet(pX).localGet(img).i32Const(C).i32Mul().localGet(grp).i32Const(Cg).i32Mul().i32Add().i32Const(plane).i32Mul().i32Add().localSet(xg);
     c.localGet(pW).localGet(grp).i32Const(Og * K * 4).i32Mul().i32Add().localSet(wg);
     c.localGet(out).localGet(img).i32Const(O).i32Mul().localGet(grp).i32Const(Og).i32Mul().i32Add().i32Const(P).i32Mul().localGet(j).i32Add().i32Const(2).i32Shl().i32Add().localSet(cg);
-    // Top-left input position of each column's window (a pixel past P gets a row that is never inside).
+    // Top-left (padded) input position of each column's window; a pixel past P gets a row that is never inside.
     for (let l = 0; l < COLS; l++) {
       c.localGet(j).i32Const(l).i32Add().localTee(rowOf[l]).i32Const(Wo).i32RemS().i32Const(stride[1]).i32Mul().i32Const(padding[1]).i32Sub().localSet(colOf[l]);
       c.localGet(rowOf[l]).i32Const(Wo).i32DivS().i32Const(stride[0]).i32Mul().i32Const(padding[0]).i32Sub();
       c.i32Const(-(1 << 30)).localGet(rowOf[l]).i32Const(P).i32LtS().select().localSet(rowOf[l]);
     }
-    // Pack: scratch[k·8 + l] = x[c, y_l + a·d, x_l + e·d] or 0, for k = (c, a, e).
-    const [ch, pk, y, xx, inside] = [f.local('i32'), f.local('i32'), f.local('i32'), f.local('i32'), f.local('i32')];
-    c.i32Const(0).localSet(ch).localGet(scratch).localSet(pk).loop();
+    if (contiguous) c.localGet(j).i32Const(Wo).i32RemS().i32Const(COLS - 1).i32Add().i32Const(Wo).i32LtS().localGet(j).i32Const(COLS - 1).i32Add().i32Const(P).i32LtS().i32And().localSet(sameRow);
     for (let a = 0; a < kh; a++)
       for (let e = 0; e < kw; e++) {
+        // Per lane: whether tap (a, e) reads a source element, and that element's offset in a channel plane.
         for (let l = 0; l < COLS; l++) {
-          c.localGet(rowOf[l]).i32Const(a * dilation[0]).i32Add().localSet(y);
-          c.localGet(colOf[l]).i32Const(e * dilation[1]).i32Add().localSet(xx);
-          c.localGet(y).i32Const(H).i32LtU().localGet(xx).i32Const(W).i32LtU().i32And().localSet(inside);
-          c.localGet(pk);
-          // the element's address, or the plane's start when outside (the load stays in bounds)
-          c.localGet(y).i32Const(W).i32Mul().localGet(xx).i32Add().i32Const(2).i32Shl().i32Const(0).localGet(inside).select();
-          c.localGet(xg).i32Add().localGet(ch).i32Const(H * W * 4).i32Mul().i32Add().f32Load(0, 4);
-          c.f32Const(0).localGet(inside).select().f32Store(((a * kw + e) * COLS + l) * 4, 4);
+          c.localGet(rowOf[l]).i32Const(a * dilation[0]).i32Add().localSet(yp);
+          c.localGet(colOf[l]).i32Const(e * dilation[1]).i32Add().localSet(xp);
+          onSource(yp, 0);
+          c.localSet(valid[l]).localGet(t).i32Const(Ws).i32Mul().localSet(offset[l]);
+          onSource(xp, 1);
+          c.localGet(valid[l]).i32And().localSet(valid[l]);
+          c.localGet(offset[l]).localGet(t).i32Add().i32Const(2).i32Shl().i32Const(0).localGet(valid[l]).select().localSet(offset[l]);
         }
+        // Then every channel: scratch[(ch·kh·kw + a·kw + e)·8 + l] = valid_l ? x[ch, offset_l] : 0.
+        const channels = (body: () => void): void => {
+          c.localGet(xg).localSet(ps).localGet(scratch).i32Const(((a * kw + e) * COLS) * 4).i32Add().localSet(pd).i32Const(Cg).localSet(ch).loop();
+          body();
+          c.localGet(ps).i32Const(plane).i32Add().localSet(ps).localGet(pd).i32Const(kh * kw * COLS * 4).i32Add().localSet(pd);
+          c.localGet(ch).i32Const(1).i32Sub().localTee(ch).brIf(0).end();
+        };
+        const scalarLanes = (): void =>
+          channels(() => {
+            for (let l = 0; l < COLS; l++) c.localGet(pd).localGet(ps).localGet(offset[l]).i32Add().f32Load(0, 4).f32Const(0).localGet(valid[l]).select().f32Store(l * 4, 4);
+          });
+        if (contiguous) {
+          c.localGet(sameRow).localGet(valid[0]).i32And().localGet(valid[COLS - 1]).i32And().if();
+          channels(() => {
+            c.localGet(ps).localGet(offset[0]).i32Add().localSet(t);
+            c.localGet(pd).localGet(t).v128Load(0, 4).v128Store(0, 4).localGet(pd).localGet(t).v128Load(16, 4).v128Store(16, 4);
+          });
+          c.else();
+          scalarLanes();
+          c.end();
+        } else scalarLanes();
       }
-    c.localGet(pk).i32Const(kh * kw * COLS * 4).i32Add().localSet(pk);
-    c.localGet(ch).i32Const(1).i32Add().localTee(ch).i32Const(Cg).i32LtS().brIf(0).end();
     const stride2 = { aRow: K * 4, bK: COLS * 4, cRow: P * 4 };
     const ptr = { a: wg, b: scratch, c: cg };
     if (P % COLS === 0) panel(f, Og, K, ptr, stride2, null);
@@ -636,9 +682,10 @@ export function renderKernel(plan: KernelPlan): WasmKernel {
     while (!plan.args.includes(cur) && (cur.op === 'reshape' || cur.op === 'stopGradient')) cur = cur.inputs[0];
     return plan.args.indexOf(cur);
   };
-  const operands = root.inputs.map(bufferOf);
+  const pad = root.op === 'conv2d' ? foldablePad(root.inputs[0]) : null;
+  const operands = root.inputs.map((x, k) => bufferOf(k === 0 && pad !== null && !plan.args.includes(x) ? x.inputs[0] : x));
   const plain = operands.every((k) => k >= 0);
   if (root.op === 'dot' && plain) return dotKernel(root as Node<'dot'>, operands);
-  if (root.op === 'conv2d' && plain) return convKernel(root as Node<'conv2d'>, operands);
+  if (root.op === 'conv2d' && plain) return convKernel(root as Node<'conv2d'>, operands, plan.args.includes(root.inputs[0]) ? null : pad);
   return irKernel(plan);
 }
