@@ -175,6 +175,13 @@ class IrRenderer {
         const a = this.index(e.a);
         const nonneg = e.a.lo >= 0;
         if (a.k === 'c') return { k: 'c', v: e.op === 'div' ? Math.floor(a.v / e.d) : ((a.v % e.d) + e.d) % e.d };
+        if (a.k === 'a' && a.s % e.d === 0) {
+          // Lanes a whole number of divisors apart: the quotient keeps stride s/d, the remainder is uniform.
+          this.c.localGet(a.u);
+          this.divmod(e.op, e.d, nonneg);
+          const u = this.f.keep('i32');
+          return e.op === 'div' ? { k: 'a', u, s: a.s / e.d, m: a.m % e.d === 0 ? a.m / e.d : 1 } : { k: 'a', u, s: 0, m: gcd(a.m, e.d) };
+        }
         if (a.k === 'a' && a.s >= 0 && 3 * a.s < gcd(a.m, e.d)) {
           // No lane crosses a multiple of d: the quotient is the same in every lane, the remainder keeps stride s.
           this.c.localGet(a.u);
