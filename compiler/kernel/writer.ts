@@ -18,6 +18,8 @@ export interface WriterOptions {
   readonly large: (shape: Shape) => boolean;
   /** Index arithmetic is exact below this many elements (gpu.js: 2^24, floats); unlimited by default. */
   readonly exactBelow?: number;
+  /** Iterations a reduction loop folds per trip before they meet the accumulator (default 2). */
+  readonly accumulateUnroll?: 1 | 2;
   /** Where element `idx` of argument `k` (node `n`) lives in its buffer; the plain row-major index by default. */
   readonly physical?: (k: number, n: Node, idx: I, w: KernelWriter) => I;
 }
@@ -110,7 +112,7 @@ export class KernelWriter {
         const terms = iterations.map((t) => t[j]);
         this.set(acc, combine(fref(acc), terms.slice(1).reduce(combine, terms[0])));
       });
-    if (count <= UNROLL_MAX || count % 2 !== 0) {
+    if (count <= UNROLL_MAX || count % 2 !== 0 || this.options.accumulateUnroll === 1) {
       this.loop(count, (v) => update([body(v)]));
       return;
     }

@@ -188,7 +188,7 @@ function makeExecutable(
           out = device.offsetOf(h);
         } else out = arenaBase + (offsets.get(kp.root.id) as number);
         addr.set(kp.root.id, out);
-        const spec: LaunchSpec = { fn: fnOf[step.kernel], params: [out, ...k.operands.map((a) => addr.get(kp.args[a].id) as number)], items: k.items, itemAlign: k.itemAlign, scratchBytes: k.scratchBytes };
+        const spec: LaunchSpec = { fn: fnOf[step.kernel], params: [out, ...k.operands.map((a) => addr.get(kp.args[a].id) as number)], items: k.items, itemAlign: k.itemAlign, work: k.work, scratchBytes: k.scratchBytes };
         try {
           device.launch(program, spec);
         } catch (error) {

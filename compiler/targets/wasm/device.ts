@@ -76,8 +76,13 @@ export interface LaunchSpec {
   readonly params: readonly number[];
   readonly items: number;
   readonly itemAlign: number;
+  /** Rough multiply-adds: launches below WORKER_MIN_WORK stay on the calling thread. */
+  readonly work: number;
   readonly scratchBytes: number;
 }
+
+/** Waking the workers costs tens of microseconds: below this much work a launch runs on one thread. */
+const WORKER_MIN_WORK = 65_536;
 
 const roundUp = (n: number, m: number): number => Math.ceil(n / m) * m;
 
@@ -277,7 +282,7 @@ export class WasmDevice {
     this.assertOpen();
     const fn = program.functions[spec.fn];
     const scratch = spec.scratchBytes > 0 ? [this.scratch.offset] : [];
-    if (!this.running || spec.items < 2 * spec.itemAlign || spec.items * (spec.itemAlign === 4 ? 1 : 256) < 16_384) {
+    if (!this.running || spec.items < 2 * spec.itemAlign || spec.work < WORKER_MIN_WORK) {
       fn(...spec.params, ...scratch, 0, spec.items);
       return;
     }

@@ -35,6 +35,8 @@ export interface WasmKernel {
   readonly items: number;
   /** Items are handed out in multiples of this (4: a worker's range starts on a vector). */
   readonly itemAlign: number;
+  /** Rough multiply-adds of one launch: whether waking the workers pays. */
+  readonly work: number;
   /** Bytes of per-worker scratch the kernel needs (0: none, and no scratch parameter). */
   readonly scratchBytes: number;
   /** Which kernel argument each address parameter takes (templates read their operands in operand order). */
@@ -68,11 +70,15 @@ type SV = { readonly k: 'u'; readonly l: number } | { readonly k: 'v'; readonly 
 class IrRenderer {
   private readonly env = new Map<string, IV | SV>();
   private readonly vars = new Map<string, number>();
+  /** Accumulators held as f32x4 inside a loop vectorized along its own variable. */
+  private readonly laneVars = new Map<string, number>();
   constructor(
     private readonly f: Fn,
     private readonly vector: boolean,
     /** The local holding argument k's byte address. */
     private readonly argPtr: (k: number) => number,
+    /** Scalar mode: vectorize the top-level loops that reduce along a unit-stride axis (lanes = 4 iterations). */
+    private readonly reductionLanes = false,
   ) {}
   private get c(): Code {
     return this.f.code;
@@ -327,6 +333,8 @@ class IrRenderer {
     }
   }
   private varValue(name: string): SV {
+    const lane = this.laneVars.get(name);
+    if (lane !== undefined) return { k: 'v', l: lane };
     const l = this.vars.get(name);
     if (l === undefined) throw new Error(`wasm renderer: unbound value '${name}'`);
     return { k: this.vector ? 'v' : 'u', l };
@@ -421,10 +429,17 @@ class IrRenderer {
         }
         case 'set': {
           const v = this.value(s.value);
-          this.c.localGet(this.vector ? this.vecF(v) : v.l).localSet(this.vars.get(s.name) as number);
+          const lane = this.laneVars.get(s.name);
+          if (lane !== undefined) this.c.localGet(this.vecF(v)).localSet(lane);
+          else this.c.localGet(this.vector ? this.vecF(v) : v.l).localSet(this.vars.get(s.name) as number);
           break;
         }
         case 'loop': {
+          const folds = this.reductionLanes && s.count % 4 === 0 && this.laneVars.size === 0 ? reductionFolds(s) : null;
+          if (folds !== null) {
+            this.lanedLoop(s, folds);
+            break;
+          }
           const r = this.f.local('i32');
           this.c.i32Const(0).localSet(r).loop();
           this.env.set(s.v, { k: 'a', u: r, s: 0, m: 1 });
@@ -435,6 +450,37 @@ class IrRenderer {
       }
     }
   }
+  /**
+   * A reduction loop run 4 iterations at a time, one per lane: each accumulator becomes an f32x4 (the running
+   * value in lane 0, the fold's identity elsewhere; max is idempotent, so all lanes start at the value), and the
+   * lanes are folded pairwise after the loop. The sum is then taken in another (fixed) order.
+   */
+  private lanedLoop(s: Extract<Stmt, { s: 'loop' }>, folds: ReadonlyMap<string, 'fadd' | 'fmax'>): void {
+    for (const [name, op] of folds) {
+      const scalar = this.vars.get(name) as number;
+      const lane = this.f.local('v128');
+      if (op === 'fadd') this.c.f32Const(0).f32x4Splat().localGet(scalar).f32x4ReplaceLane(0).localSet(lane);
+      else this.c.localGet(scalar).f32x4Splat().localSet(lane);
+      this.laneVars.set(name, lane);
+    }
+    const r = this.f.local('i32');
+    this.c.i32Const(0).localSet(r).loop();
+    this.env.set(s.v, { k: 'a', u: r, s: 1, m: 4 });
+    this.statements(s.body);
+    this.c.localGet(r).i32Const(4).i32Add().localTee(r).i32Const(s.count).i32LtS().brIf(0).end();
+    for (const [name, op] of folds) {
+      const lane = this.laneVars.get(name) as number;
+      const scalar = this.vars.get(name) as number;
+      const fold = () => (op === 'fadd' ? this.c.f32Add() : this.c.f32Max());
+      this.c.localGet(lane).f32x4ExtractLane(0).localGet(lane).f32x4ExtractLane(1);
+      fold();
+      this.c.localGet(lane).f32x4ExtractLane(2).localGet(lane).f32x4ExtractLane(3);
+      fold();
+      fold();
+      this.c.localSet(scalar);
+      this.laneVars.delete(name);
+    }
+  }
   result(v: F): SV {
     return this.value(v);
   }
@@ -443,7 +489,43 @@ class IrRenderer {
   }
 }
 
-/** A generic kernel from the IR: params (out, a0…an−1, start, end). */
+/**
+ * The accumulators of a reduction loop and their folds, when every assignment in it is `v = v + x` or
+ * `v = max(v, x)` with `v` not read otherwise (so its iterations may be folded in any grouping); else null.
+ */
+function reductionFolds(loop: Extract<Stmt, { s: 'loop' }>): Map<string, 'fadd' | 'fmax'> | null {
+  const folds = new Map<string, 'fadd' | 'fmax'>();
+  let ok = true;
+  const reads = (e: F | I | B, name: string): boolean => JSON.stringify(e).includes(`"name":"${name}"`);
+  const visit = (stmts: readonly Stmt[]): void => {
+    for (const st of stmts) {
+      if (st.s === 'loop') ok = false;
+      else if (st.s === 'set') {
+        const v = st.value;
+        const op = v.op === 'fadd' || v.op === 'fmax' ? v.op : null;
+        if (op === null || v.op === 'select' || !('a' in v) || v.a.op !== 'ref' || v.a.name !== st.name || reads(v.b, st.name) || (folds.get(st.name) ?? op) !== op) ok = false;
+        else folds.set(st.name, op);
+      }
+    }
+  };
+  visit(loop.body);
+  // an accumulator must not feed anything else inside the loop
+  for (const name of folds.keys()) for (const st of loop.body) if (st.s === 'let' && reads(st.value, name)) ok = false;
+  return ok && folds.size > 0 ? folds : null;
+}
+
+/** Whether a kernel computing `root` reduces along its input's last (unit-stride) axis in multiples of 4. */
+const reducesRows = (root: Node): boolean => {
+  if (root.op !== 'sum' && root.op !== 'reduceMax') return false;
+  const x = root.inputs[0].shape;
+  const { axes } = root.params as { axes: readonly number[] };
+  return axes.includes(x.length - 1) && x[x.length - 1] % 4 === 0 && axes.reduce((p, a) => p * x[a], 1) >= 16;
+};
+
+/**
+ * A generic kernel from the IR: params (out, a0…an−1, start, end). Outputs are vectorized four at a time, except
+ * for reductions along unit-stride rows, whose reduction loop is vectorized instead (one output per trip).
+ */
 function irKernel(plan: KernelPlan): WasmKernel {
   const n = plan.args.length;
   const params: ValType[] = ['i32', ...plan.args.map((): ValType => 'i32'), 'i32', 'i32'];
@@ -454,11 +536,12 @@ function irKernel(plan: KernelPlan): WasmKernel {
   const i = f.local('i32');
   const c = f.code;
   c.localGet(start).localSet(i);
-  for (const vector of [true, false]) {
-    const w = new KernelWriter(plan.args, { large: () => false });
+  const rows = reducesRows(plan.root);
+  for (const vector of rows ? [false] : [true, false]) {
+    const w = new KernelWriter(plan.args, { large: () => false, accumulateUnroll: rows ? 1 : 2 });
     const idx = { s: 'i', op: 'sym', name: '__i', key: '__i', lo: 0, hi: total - 1 } as const;
     const result = w.lowerNode(plan.root, idx);
-    const r = new IrRenderer(f, vector, argPtr);
+    const r = new IrRenderer(f, vector, argPtr, rows);
     r.bindIndex('__i', { k: 'a', u: i, s: vector ? 1 : 0, m: vector ? 4 : 1 });
     c.block().loop();
     c.localGet(i).i32Const(vector ? 4 : 1).i32Add().localGet(end).i32GtS().brIf(1);
@@ -469,7 +552,8 @@ function irKernel(plan: KernelPlan): WasmKernel {
     else c.localGet(v.l).f32Store(0, 4);
     c.localGet(i).i32Const(vector ? 4 : 1).i32Add().localSet(i).br(0).end().end();
   }
-  return { params: params.slice(1), locals: f.locals, code: c, items: total, itemAlign: 4, scratchBytes: 0, operands: plan.args.map((_a, k) => k) };
+  const perOutput = rows ? numel(plan.root.inputs[0].shape) / total : 1;
+  return { params: params.slice(1), locals: f.locals, code: c, items: total, itemAlign: rows ? 1 : 4, work: total * perOutput, scratchBytes: 0, operands: plan.args.map((_a, k) => k) };
 }
 
 /**
@@ -563,7 +647,7 @@ function dotKernel(node: Node<'dot'>, operands: readonly number[]): WasmKernel {
       c.end();
     }
   });
-  return { params: params.slice(1), locals: f.locals, code: c, items: batch * panels, itemAlign: 1, scratchBytes: 0, operands };
+  return { params: params.slice(1), locals: f.locals, code: c, items: batch * panels, itemAlign: 1, work: batch * M * N * K, scratchBytes: 0, operands };
 }
 
 /** A zero pad (with interior, i.e. zero dilation, by powers of two) of the spatial axes only, as a conv input. */
@@ -677,7 +761,7 @@ function convKernel(node: Node<'conv2d'>, operands: readonly number[], pad: Retu
       c.end();
     }
   });
-  return { params: params.slice(1), locals: f.locals, code: c, items: N * groups * panels, itemAlign: 1, scratchBytes: K * COLS * 4, operands };
+  return { params: params.slice(1), locals: f.locals, code: c, items: N * groups * panels, itemAlign: 1, work: N * O * P * K, scratchBytes: K * COLS * 4, operands };
 }
 
 /** The wasm function of one kernel: a template for contractions whose operands are plain buffers, else the IR. */
