@@ -18,6 +18,11 @@ export interface WriterOptions {
   readonly large: (shape: Shape) => boolean;
   /** Index arithmetic is exact below this many elements (gpu.js: 2^24, floats); unlimited by default. */
   readonly exactBelow?: number;
+  /**
+   * Where an index's coordinates are known in one shape (the kernel's output, a reshape's operand), derive them in
+   * another shape of as many elements group by group (`regroup`) instead of dividing the flat index again.
+   */
+  readonly regroupKnown?: boolean;
   /** Iterations a reduction loop folds per trip before they meet the accumulator (default 2). */
   readonly accumulateUnroll?: 1 | 2;
   /** Where element `idx` of argument `k` (node `n`) lives in its buffer; the plain row-major index by default. */
@@ -29,11 +34,17 @@ export interface LoweredKernel {
   readonly results: readonly F[];
 }
 
+/** Coordinates of an index in a shape, known by construction. */
+interface Known {
+  readonly shape: Shape;
+  readonly coords: readonly I[];
+}
+
 const isSimple = (e: I | F): boolean => e.op === 'const' || e.op === 'sym' || e.op === 'ref';
 
 export class KernelWriter {
   private readonly scopes: Stmt[][] = [[]];
-  private readonly memos: Map<string, I | F | readonly I[]>[] = [new Map()];
+  private readonly memos: Map<string, I | F | readonly I[] | Known>[] = [new Map()];
   private counter = 0;
   private readonly argOf: Map<number, number>;
 
@@ -50,14 +61,14 @@ export class KernelWriter {
   emit(stmt: Stmt): void {
     this.scopes[this.scopes.length - 1].push(stmt);
   }
-  private memoGet(key: string): I | F | readonly I[] | undefined {
+  private memoGet(key: string): I | F | readonly I[] | Known | undefined {
     for (let s = this.memos.length - 1; s >= 0; s--) {
       const v = this.memos[s].get(key);
       if (v !== undefined) return v;
     }
     return undefined;
   }
-  private memoSet(key: string, v: I | F | readonly I[]): void {
+  private memoSet(key: string, v: I | F | readonly I[] | Known): void {
     this.memos[this.memos.length - 1].set(key, v);
   }
   bind(expr: F): F {
@@ -127,18 +138,20 @@ export class KernelWriter {
   /** Seed the coordinates of `idx` in `shape` (known by construction, e.g. from the thread ids). */
   knowCoords(shape: Shape, idx: I, coords: readonly I[]): void {
     this.memoSet(`c${shape.join(',')}@${idx.key}`, coords);
+    this.memoSet(`k@${idx.key}`, { shape, coords });
   }
   coords(shape: Shape, rawIdx: I): I[] {
     if (rawIdx.op === 'flat') {
       if (rawIdx.shape.join(',') === shape.join(',')) return [...rawIdx.coords];
-      return this.regroup(shape, rawIdx);
+      return this.regroup(shape, rawIdx.shape, rawIdx.coords);
     }
     const idx = this.bindIndex(rawIdx);
     const key = `c${shape.join(',')}@${idx.key}`;
     const hit = this.memoGet(key);
     if (hit !== undefined) return [...(hit as readonly I[])];
     if (numel(shape) >= (this.options.exactBelow ?? Infinity)) throw new Error(`kernel writer: index '${idx.key}' into the tensor [${shape.join(', ')}] is not structural (a rule built it by arithmetic, inexact at this size)`);
-    const cs = this.decompose(shape, idx);
+    const known = this.options.regroupKnown === true ? (this.memoGet(`k@${idx.key}`) as Known | undefined) : undefined;
+    const cs = known !== undefined && numel(known.shape) === numel(shape) ? this.regroup(shape, known.shape, known.coords) : this.decompose(shape, idx);
     this.memoSet(key, cs);
     return cs;
   }
@@ -148,11 +161,12 @@ export class KernelWriter {
     return shape.map((d, k) => (d === 1 ? iconst(0) : this.bindIndex(k === 0 ? idiv(idx, st[k]) : imod(idiv(idx, st[k]), d))));
   }
   /**
-   * Coordinates in `shape` of a structural index known in another shape of as many elements (a reshape passes its
-   * index through): the two shapes' axes split into groups of equal size, and each group's local index, which
-   * stays below 2^24, is recomposed and decomposed.
+   * Coordinates in `shape` of an index whose coordinates `fromCoords` in another shape of as many elements are known
+   * (a reshape passes its index through): the two shapes' axes split into groups of equal size, and each group's
+   * local index (below 2^24 where indices must stay exact in floats) is recomposed and decomposed.
    */
-  private regroup(shape: Shape, from: Extract<I, { op: 'flat' }>): I[] {
+  private regroup(shape: Shape, fromShape: Shape, fromCoords: readonly I[]): I[] {
+    const from = { shape: fromShape, coords: fromCoords };
     if (numel(from.shape) !== numel(shape)) throw new Error(`kernel writer: index of [${from.shape.join(', ')}] read as [${shape.join(', ')}]`);
     const out: I[] = new Array<I>(shape.length);
     let i = from.shape.length;
@@ -168,7 +182,7 @@ export class KernelWriter {
         else b *= shape[--j0];
       }
       while (i0 > 0 && from.shape[i0 - 1] === 1) i0--;
-      if (a >= 2 ** 24) throw new Error(`kernel writer: reshape [${from.shape.join(', ')}] → [${shape.join(', ')}] mixes axes into a group of ${a} elements, beyond exact float indices`);
+      if (a >= (this.options.exactBelow ?? Infinity)) throw new Error(`kernel writer: reshape [${from.shape.join(', ')}] → [${shape.join(', ')}] mixes axes into a group of ${a} elements, beyond exact float indices`);
       // i0 or j0 is −1 when a side has run out of axes (the other side's remaining axes are all 1)
       const [iLo, jLo] = [Math.max(i0, 0), Math.max(j0, 0)];
       const local = this.rowMajor(from.coords.slice(iLo, i), from.shape.slice(iLo, i));

@@ -13,7 +13,7 @@
 // tiles measured slower). A conv packs the K × 8 column panel of its im2col matrix into a per-worker scratch
 // first; a dot reads its right operand's rows in place.
 import { numel, type Node } from '../../ir.ts';
-import type { B, F, I, Stmt } from '../../kernel/ir.ts';
+import { iadd, iconst, imul, isym, type B, type F, type I, type Stmt } from '../../kernel/ir.ts';
 import { KernelWriter } from '../../kernel/writer.ts';
 import type { KernelPlan } from '../../schedule.ts';
 import { Code, type ValType } from '../../wasm/encode.ts';
@@ -522,9 +522,14 @@ const reducesRows = (root: Node): boolean => {
   return axes.includes(x.length - 1) && x[x.length - 1] % 4 === 0 && axes.reduce((p, a) => p * x[a], 1) >= 16;
 };
 
+/** Inner loops cover at least this many outputs (the trailing axes), so per-row index work is amortized. */
+const INNER_MIN = 32;
+
 /**
- * A generic kernel from the IR: params (out, a0…an−1, start, end). Outputs are vectorized four at a time, except
- * for reductions along unit-stride rows, whose reduction loop is vectorized instead (one output per trip).
+ * A generic kernel from the IR: params (out, a0…an−1, start, end), items = rows of the output (its leading axes).
+ * A row's coordinates are computed once; its inner loop (the trailing axes, ≥ INNER_MIN outputs) runs four outputs
+ * per trip as f32x4 lanes, then a scalar remainder, and every other index is derived from the known coordinates
+ * group by group. Reductions along unit-stride rows vectorize their reduction loop instead (one output per trip).
  */
 function irKernel(plan: KernelPlan): WasmKernel {
   const n = plan.args.length;
@@ -532,28 +537,44 @@ function irKernel(plan: KernelPlan): WasmKernel {
   const f = new Fn(params);
   const [out, start, end] = [0, n + 1, n + 2];
   const argPtr = (k: number) => k + 1;
-  const total = numel(plan.root.shape);
-  const i = f.local('i32');
+  const shape = plan.root.shape;
+  const total = numel(shape);
+  let split = shape.length;
+  let inner = 1;
+  while (split > 0 && inner < INNER_MIN) inner *= shape[--split];
+  const [prefix, suffix] = [shape.slice(0, split), shape.slice(split)];
+  const rowCount = numel(prefix);
+  const [row, j] = [f.local('i32'), f.local('i32')];
   const c = f.code;
-  c.localGet(start).localSet(i);
   const rows = reducesRows(plan.root);
-  for (const vector of rows ? [false] : [true, false]) {
-    const w = new KernelWriter(plan.args, { large: () => false, accumulateUnroll: rows ? 1 : 2 });
-    const idx = { s: 'i', op: 'sym', name: '__i', key: '__i', lo: 0, hi: total - 1 } as const;
-    const result = w.lowerNode(plan.root, idx);
-    const r = new IrRenderer(f, vector, argPtr, rows);
-    r.bindIndex('__i', { k: 'a', u: i, s: vector ? 1 : 0, m: vector ? 4 : 1 });
-    c.block().loop();
-    c.localGet(i).i32Const(vector ? 4 : 1).i32Add().localGet(end).i32GtS().brIf(1);
-    r.statements(w.body());
-    const v = r.result(result);
-    c.localGet(i).i32Const(2).i32Shl().localGet(out).i32Add();
-    if (vector) c.localGet(r.vecResult(v)).v128Store(0, 4);
-    else c.localGet(v.l).f32Store(0, 4);
-    c.localGet(i).i32Const(vector ? 4 : 1).i32Add().localSet(i).br(0).end().end();
-  }
+  itemLoop(f, start, end, (item) => {
+    c.localGet(item).localSet(row).i32Const(0).localSet(j);
+    for (const vector of rows ? [false] : [true, false]) {
+      const w = new KernelWriter(plan.args, { large: () => false, accumulateUnroll: rows ? 1 : 2, regroupKnown: true });
+      const rowSym = isym('__row', 0, rowCount - 1);
+      const jSym = isym('__j', 0, inner - 1);
+      const rowCoords = w.decompose(prefix, rowSym);
+      const pre = w.body().length;
+      const idx = w.bindIndex(iadd(imul(rowSym, iconst(inner)), jSym));
+      w.knowCoords(shape, idx, [...rowCoords, ...w.decompose(suffix, jSym)]);
+      const result = w.lowerNode(plan.root, idx);
+      const body = w.body();
+      const r = new IrRenderer(f, vector, argPtr, rows);
+      r.bindIndex('__row', { k: 'a', u: row, s: 0, m: 1 });
+      r.bindIndex('__j', { k: 'a', u: j, s: vector ? 1 : 0, m: vector ? 4 : 1 });
+      r.statements(body.slice(0, pre));
+      c.block().loop();
+      c.localGet(j).i32Const(vector ? 4 : 1).i32Add().i32Const(inner).i32GtS().brIf(1);
+      r.statements(body.slice(pre));
+      const v = r.result(result);
+      c.localGet(row).i32Const(inner).i32Mul().localGet(j).i32Add().i32Const(2).i32Shl().localGet(out).i32Add();
+      if (vector) c.localGet(r.vecResult(v)).v128Store(0, 4);
+      else c.localGet(v.l).f32Store(0, 4);
+      c.localGet(j).i32Const(vector ? 4 : 1).i32Add().localSet(j).br(0).end().end();
+    }
+  });
   const perOutput = rows ? numel(plan.root.inputs[0].shape) / total : 1;
-  return { params: params.slice(1), locals: f.locals, code: c, items: total, itemAlign: rows ? 1 : 4, work: total * perOutput, scratchBytes: 0, operands: plan.args.map((_a, k) => k) };
+  return { params: params.slice(1), locals: f.locals, code: c, items: rowCount, itemAlign: 1, work: total * perOutput, scratchBytes: 0, operands: plan.args.map((_a, k) => k) };
 }
 
 /**
