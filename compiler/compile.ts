@@ -93,6 +93,8 @@ export interface CompileOptions {
   readonly symbolicIndexFrom?: number;
   /** wasm: threads that run each kernel (the main one included); all cores by default. */
   readonly threads?: number;
+  /** wasm: launches with less work than this stay on one thread (a testing knob: 0 splits every launch). */
+  readonly splitFromWork?: number;
 }
 
 export type RunInputs = Readonly<Record<string, DeviceHandle | Float32Array>>;

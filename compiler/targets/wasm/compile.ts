@@ -56,7 +56,7 @@ export function layoutArena(p: ProgramPlan): { readonly offsets: ReadonlyMap<num
 
 /** `compile` for the wasm backend (chosen by the caller). */
 export async function compileWasm(graph: Parameters<typeof plan>[0], options: CompileOptions): Promise<E.Either<string, Executable>> {
-  const opened = await WasmDevice.open(options.threads);
+  const opened = await WasmDevice.open(options.threads, options.splitFromWork);
   if (E.isLeft(opened)) return E.left(formatDeviceError(opened.left));
   const device = opened.right;
   const planned = plan(graph, device.limits(), { target: wasmTarget, ...(options.symbolicIndexFrom === undefined ? {} : { symbolicIndexFrom: options.symbolicIndexFrom }) });
@@ -66,11 +66,13 @@ export async function compileWasm(graph: Parameters<typeof plan>[0], options: Co
   }
   const p = planned.right;
   const arena = layoutArena(p);
-  if (p.memory.inputBytes + arena.bytes > MAX_MEMORY_BYTES) {
+  const outputBytes = [...new Set(Object.values(p.graph.outputs))].reduce((sum, n) => sum + bufferBytes(n), 0);
+  const total = p.memory.inputBytes + arena.bytes + outputBytes;
+  if (total > MAX_MEMORY_BYTES) {
     await device.dispose();
     const largest = [...p.kernels].sort((a, c) => bufferBytes(c.root) - bufferBytes(a.root)).slice(0, 5);
     return E.left(
-      `memory plan: ${p.memory.inputBytes + arena.bytes} bytes (inputs ${p.memory.inputBytes}, intermediates ${arena.bytes}) exceed wasm32's ${MAX_MEMORY_BYTES}; largest tensors:\n` +
+      `memory plan: ${total} bytes (inputs ${p.memory.inputBytes}, intermediates ${arena.bytes}, outputs ${outputBytes}) exceed the ${MAX_MEMORY_BYTES} bytes wasm32 addresses; largest tensors:\n` +
         largest.map((k) => `  ${describeTensor(k.root)} = ${bufferBytes(k.root)} bytes`).join('\n'),
     );
   }

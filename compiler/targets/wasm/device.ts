@@ -100,12 +100,15 @@ export class WasmDevice {
   private scratch = { offset: 0, stride: 0 };
   private disposed = false;
 
-  private constructor(readonly threads: number) {
+  private constructor(
+    readonly threads: number,
+    private readonly splitFromWork: number,
+  ) {
     this.memory = new WebAssembly.Memory({ initial: 256, maximum: 65_536, shared: true });
   }
 
   /** A device with `threads` threads in all (the main one and threads − 1 workers); all cores by default. */
-  static async open(threads = availableParallelism()): Promise<E.Either<DeviceError, WasmDevice>> {
+  static async open(threads = availableParallelism(), splitFromWork = WORKER_MIN_WORK): Promise<E.Either<DeviceError, WasmDevice>> {
     if (typeof SharedArrayBuffer === 'undefined' || !WebAssembly.validate(simdProbe())) {
       return E.left(deviceError('unavailable', 'wasm', 'this JavaScript engine lacks WebAssembly SIMD128 or SharedArrayBuffer'));
     }
@@ -114,9 +117,12 @@ export class WasmDevice {
     // (process-wide; the workers share the compiled module).
     setFlagsFromString('--no-liftoff');
     setFlagsFromString('--no-wasm-lazy-compilation');
-    const d = new WasmDevice(Math.max(1, threads));
+    const d = new WasmDevice(Math.max(1, threads), splitFromWork);
     for (let index = 1; index < d.threads; index++) {
-      d.workers.push(new Worker(WORKER_SOURCE, { eval: true, workerData: { ctrl: d.ctrl.buffer, index, workers: d.threads } }));
+      const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { ctrl: d.ctrl.buffer, index, workers: d.threads } });
+      // A device the caller never disposes must not keep the process alive.
+      w.unref();
+      d.workers.push(w);
     }
     return E.right(d);
   }
@@ -228,6 +234,8 @@ export class WasmDevice {
     }
     const instance = new WebAssembly.Instance(module, { env: { memory: this.memory }, math: { exp: Math.exp, log: Math.log, pow: Math.pow } });
     const functions = names.map((n) => instance.exports[n] as (...args: number[]) => void);
+    // Waiting for the workers' answers must keep the process alive (they are unref'd otherwise).
+    for (const w of this.workers) w.ref();
     await Promise.all(
       this.workers.map(
         (w) =>
@@ -238,6 +246,7 @@ export class WasmDevice {
       ),
     );
     await this.start();
+    for (const w of this.workers) w.unref();
     return { id, functions };
   }
   private running = false;
@@ -282,7 +291,7 @@ export class WasmDevice {
     this.assertOpen();
     const fn = program.functions[spec.fn];
     const scratch = spec.scratchBytes > 0 ? [this.scratch.offset] : [];
-    if (!this.running || spec.items < 2 * spec.itemAlign || spec.work < WORKER_MIN_WORK) {
+    if (!this.running || spec.items < 2 * spec.itemAlign || spec.work < this.splitFromWork) {
       fn(...spec.params, ...scratch, 0, spec.items);
       return;
     }
