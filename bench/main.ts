@@ -7,11 +7,12 @@ import * as E from 'fp-ts/lib/Either.js';
 import { probeBackends, isBackendName, type BackendName } from '../compiler/runtime/backend.ts';
 import { MICRO_SIZES, W1_SHAPE, microFlops, w1Flops, graphFlops, type MicroSizes, type W1Shape } from './flops.ts';
 import { BenchFailure, benchGraph, benchNaive, benchStep, naiveConv3x3, naiveMatmul } from './ours.ts';
-import { markdown, type BenchReport, type Row } from './report.ts';
+import { markdown, naiveBackend, type BenchReport, type Row } from './report.ts';
 import { loadAverage, type IterationPolicy } from './timing.ts';
 import { TFJS_BACKENDS, isTfjsBackend, setupTfjs, tfjsMicro, tfjsW1, type TfjsBackend } from './tfjs.ts';
 import { MICRO_NAMES, MICRO_TITLES, microWorkload, type MicroName } from './workloads.ts';
 import { W1_LOSS, buildW1Step, initW1State, w1InputData } from './w1.ts';
+import { runTorch, TORCH_MICRO } from './torch.ts';
 
 export interface BenchOptions {
   readonly mode: 'micro' | 'step';
@@ -31,13 +32,16 @@ export interface BenchOptions {
   readonly tiny: boolean;
   /** step: one more step of ours synchronized after every kernel, reported per kernel kind. */
   readonly profile: boolean;
+  /** PyTorch (the peers' torch_bench.py) in the same run, where python3-torch is installed. */
+  readonly torch: boolean;
 }
 
-const DEFAULT_BACKENDS: readonly BackendName[] = ['cpu', 'webasm', 'webgpu'];
+const DEFAULT_BACKENDS: readonly BackendName[] = ['wasm', 'cpu', 'webasm', 'webgpu'];
 
 export const USAGE = `usage: npm run bench -- [micro|step] [options]
-  --backend a,b        our backends (cpu, webasm, webgpu; default all three; unavailable ones are skipped with the reason)
-  --peers a,b          tfjs peers: wasm, cpu, webgpu (default wasm,cpu); --no-peers for none
+  --backend a,b        our backends (wasm, cpu, webasm, webgpu; default all four; unavailable ones are skipped with the reason)
+  --peers a,b          tfjs peers: wasm, cpu, webgpu (default wasm,cpu); --no-peers for none (PyTorch too)
+  --no-torch           leave out PyTorch (run by default where python3-torch is installed: apt-get install python3-torch)
   --with-tfjs-cpu      step: also run W1 on tfjs-backend-cpu (1 step, about 14 min here)
   --only a,b           micro: ${MICRO_NAMES.join(', ')}
   --iters N            most timed runs per row (default: micro 10, step 10)
@@ -65,6 +69,7 @@ export function parseArgs(argv: readonly string[]): E.Either<string, BenchOption
   let markdownOut: string | undefined;
   let tiny = false;
   let profile = false;
+  let torch = true;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): string => {
@@ -95,7 +100,10 @@ export function parseArgs(argv: readonly string[]): E.Either<string, BenchOption
       const bad = names.filter((n) => !isTfjsBackend(n));
       if (bad.length > 0) problems.push(`--peers: unknown ${bad.join(', ')} (known: ${TFJS_BACKENDS.join(', ')})`);
       peers = names.filter(isTfjsBackend);
-    } else if (a === '--no-peers') peers = [];
+    } else if (a === '--no-peers') {
+      peers = [];
+      torch = false;
+    } else if (a === '--no-torch') torch = false;
     else if (a === '--with-tfjs-cpu') withTfjsCpu = true;
     else if (a === '--only') {
       const names = list(value());
@@ -129,6 +137,7 @@ export function parseArgs(argv: readonly string[]): E.Either<string, BenchOption
     ...(markdownOut === undefined ? {} : { markdownOut }),
     tiny,
     profile,
+    torch,
   });
 }
 
@@ -177,12 +186,14 @@ async function runMicro(o: BenchOptions, log: (line: string) => void): Promise<{
         const r = await benchGraph(w.graph, w.inputs, backend, policy, log);
         rows.push({ ...base, system: 'ours', backend, status: 'ok', timing: r.timing, firstRunMs: r.firstRunMs, compileMs: r.compileMs, kernels: r.kernels, builtKernels: r.builtKernels, peakBytes: r.peakBytes, notes: [] });
         const reference = name === 'matmul' ? { kernel: naiveMatmul(m.matmul), ours: r.outputs.c } : name === 'convForward' ? { kernel: naiveConv3x3(m), ours: r.outputs.y } : null;
-        if (reference !== null) {
-          log(`${title}: naive gpu.js kernel on ${backend} …`);
-          const naive = await benchNaive(reference.kernel, w.inputs, backend, policy);
+        // Our wasm back end has no gpu.js mode: its naive reference is gpu.js's webasm (run once if both are here).
+        const naiveOn = naiveBackend(backend);
+        if (reference !== null && !(backend === 'wasm' && use.includes('webasm'))) {
+          log(`${title}: naive gpu.js kernel on ${naiveOn} …`);
+          const naive = await benchNaive(reference.kernel, w.inputs, naiveOn, policy);
           let worst = 0;
           for (let i = 0; i < reference.ours.length; i++) worst = Math.max(worst, Math.abs(reference.ours[i] - naive.output[i]));
-          rows.push({ ...base, system: 'gpu.js naive', backend, status: 'ok', timing: naive.timing, firstRunMs: naive.firstRunMs, notes: [`max |ours − naive| = ${worst.toExponential(1)}`] });
+          rows.push({ ...base, system: 'gpu.js naive', backend: naiveOn, status: 'ok', timing: naive.timing, firstRunMs: naive.firstRunMs, notes: [`max |ours − naive| = ${worst.toExponential(1)}`] });
         }
       } catch (error) {
         rows.push({ ...base, system: 'ours', backend, status: 'failed', reason: message(error), notes: [] });
@@ -210,13 +221,23 @@ async function runMicro(o: BenchOptions, log: (line: string) => void): Promise<{
       }
     }
   }
-  const order = (r: Row) => o.only.indexOf(r.workload as MicroName) * 100 + (r.system === 'ours' ? 0 : r.system === 'gpu.js naive' ? 10 : 20) + (r.system === 'tfjs' ? o.peers.indexOf(r.backend as TfjsBackend) : use.indexOf(r.backend as BackendName));
+  if (o.torch && !o.tiny) {
+    log('micro: PyTorch (the peers\' torch_bench.py) …');
+    const t = runTorch('micro', 3, Math.max(5, o.maxIterations));
+    for (const name of o.only) {
+      if (!(name in TORCH_MICRO)) continue;
+      const base = { workload: name, title: MICRO_TITLES[name](m), flops: microFlops(m)[name], system: 'pytorch' as const };
+      if (t.ok) rows.push({ ...base, backend: t.run.label, status: 'ok', timing: t.run.results[TORCH_MICRO[name as keyof typeof TORCH_MICRO]], notes: [t.run.detail] });
+      else rows.push({ ...base, backend: 'PyTorch', status: 'skipped', reason: t.reason, notes: [] });
+    }
+  }
+  const order = (r: Row) =>
+    o.only.indexOf(r.workload as MicroName) * 100 +
+    (r.system === 'ours' ? 0 : r.system === 'gpu.js naive' ? 10 : r.system === 'tfjs' ? 20 : 30) +
+    (r.system === 'tfjs' ? o.peers.indexOf(r.backend as TfjsBackend) : r.system === 'pytorch' ? 0 : use.indexOf(r.backend as BackendName));
   rows.sort((a, b) => order(a) - order(b));
   return { rows, notes, backendLines: lines };
 }
-
-/** PyTorch, measured by the peers' torch_bench.py on this machine (not run here: no torch in this repo's toolchain). */
-const PYTORCH_REFERENCE_MS = 290;
 
 async function runStep(o: BenchOptions, log: (line: string) => void): Promise<{ rows: Row[]; notes: string[]; backendLines: string[] }> {
   const s = o.tiny ? TINY_W1 : W1_SHAPE;
@@ -278,15 +299,14 @@ async function runStep(o: BenchOptions, log: (line: string) => void): Promise<{ 
       log(`  FAILED: ${message(error)}`);
     }
   }
-  if (!o.tiny) {
-    rows.push({
-      ...base,
-      system: 'reference',
-      backend: 'PyTorch 1.13 CPU',
-      status: 'ok',
-      timing: { warmup: 3, iterations: 10, medianMs: PYTORCH_REFERENCE_MS, minMs: PYTORCH_REFERENCE_MS, maxMs: PYTORCH_REFERENCE_MS, samplesMs: [] },
-      notes: ['quoted from /work/shared/peers/peer-bench.md (2 threads; medians 238–312 ms by BLAS setup), not run here'],
-    });
+  if (o.torch && !o.tiny) {
+    log('W1: PyTorch (the peers\' torch_bench.py) …');
+    const t = runTorch('w1', 3, Math.max(3, o.maxIterations));
+    if (t.ok) {
+      const w1 = t.run.results.W1;
+      const losses = w1.lossFirstLast === undefined ? {} : { losses: [...w1.lossFirstLast] };
+      rows.push({ ...base, system: 'pytorch', backend: t.run.label, status: 'ok', timing: w1, ...losses, notes: [t.run.detail, 'its own random initial state and inputs (losses not comparable)'] });
+    } else rows.push({ ...base, system: 'pytorch', backend: 'PyTorch', status: 'skipped', reason: t.reason, notes: [] });
   }
   const ours = rows.filter((r) => r.system === 'ours' && r.losses !== undefined);
   const peersRun = rows.filter((r) => r.system === 'tfjs' && r.losses !== undefined);

@@ -11,8 +11,8 @@ export interface Row {
   readonly title: string;
   /** Analytic FLOPs of the workload (flops.ts). */
   readonly flops: number;
-  /** Who ran it: `ours`, `gpu.js naive`, `tfjs`, or a quoted reference. */
-  readonly system: 'ours' | 'gpu.js naive' | 'tfjs' | 'reference';
+  /** Who ran it: `ours`, `gpu.js naive`, `tfjs` or `pytorch` (peers measured in the same run). */
+  readonly system: 'ours' | 'gpu.js naive' | 'tfjs' | 'pytorch';
   /** Backend within the system (cpu, webasm, webgpu; tfjs: cpu, wasm). */
   readonly backend: string;
   readonly status: RowStatus;
@@ -62,6 +62,9 @@ const mib = (bytes: number | undefined): string => (bytes === undefined ? '–' 
 /** "5" or "1 (no warm-up)": what the median is a median of. */
 const runs = (t: Timing | undefined): string => (t === undefined ? '–' : `${t.iterations}${t.warmup === 0 ? ' (no warm-up)' : ''}`);
 
+/** The gpu.js backend whose naive kernels are the reference for ours on `backend` (wasm has no gpu.js mode). */
+export const naiveBackend = <B extends string>(backend: B): B | 'webasm' => (backend === 'wasm' ? 'webasm' : backend);
+
 /** ours ÷ peer on the same workload (×: how many times slower we are; < 1: faster). */
 export function ratio(ours: Row, peer: Row | undefined): string {
   if (peer === undefined || peer.status !== 'ok' || ours.status !== 'ok' || ours.timing === undefined || peer.timing === undefined) return '–';
@@ -76,11 +79,12 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
 }
 
 export function microTable(report: BenchReport): string {
-  const peers = (workload: string) => report.rows.filter((r) => r.workload === workload && r.system === 'tfjs');
-  const peerNames = [...new Set(report.rows.filter((r) => r.system === 'tfjs').map(rowLabel))];
+  const isPeer = (r: Row) => r.system === 'tfjs' || r.system === 'pytorch';
+  const peers = (workload: string) => report.rows.filter((r) => r.workload === workload && isPeer(r));
+  const peerNames = [...new Set(report.rows.filter(isPeer).map(rowLabel))];
   const header = ['workload', 'system', 'median ms', 'GFLOP/s', 'timed runs', 'first run ms', 'compile ms', 'kernels (built)', ...peerNames.map((p) => `ours ÷ ${p}`), 'ours ÷ naive gpu.js', 'notes'];
   const body = report.rows.map((r) => {
-    const naive = report.rows.find((x) => x.workload === r.workload && x.system === 'gpu.js naive' && x.backend === r.backend);
+    const naive = report.rows.find((x) => x.workload === r.workload && x.system === 'gpu.js naive' && x.backend === naiveBackend(r.backend));
     const ratios = peerNames.map((p) => (r.system === 'ours' ? ratio(r, peers(r.workload).find((x) => rowLabel(x) === p)) : ''));
     return [
       r.title,
@@ -100,7 +104,7 @@ export function microTable(report: BenchReport): string {
 }
 
 export function stepTable(report: BenchReport): string {
-  const peerNames = [...new Set(report.rows.filter((r) => r.system === 'tfjs' || r.system === 'reference').map(rowLabel))];
+  const peerNames = [...new Set(report.rows.filter((r) => r.system === 'tfjs' || r.system === 'pytorch').map(rowLabel))];
   const header = ['system', 'median ms/step', 'images/s', 'GFLOP/s', 'timed steps', 'first step s', 'compile s', 'kernels (built)', 'peak MiB (plan)', 'loss first → last', ...peerNames.map((p) => `ours ÷ ${p}`), 'notes'];
   const body = report.rows.map((r) => {
     const ms = r.timing?.medianMs;
