@@ -4,7 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import * as E from 'fp-ts/lib/Either.js';
-import { probeBackends, isBackendName, type BackendName } from '../compiler/runtime/backend.ts';
+import { probeBackend, isBackendName, type BackendName } from '../compiler/runtime/backend.ts';
 import { MICRO_SIZES, W1_SHAPE, microFlops, w1Flops, graphFlops, type MicroSizes, type W1Shape } from './flops.ts';
 import { BenchFailure, benchGraph, benchNaive, benchStep, naiveConv3x3, naiveMatmul } from './ours.ts';
 import { markdown, naiveBackend, type BenchReport, type Row } from './report.ts';
@@ -149,7 +149,7 @@ const message = (error: unknown): string => (error instanceof BenchFailure ? err
 
 /** Our backends: the requested ones that probe as available; the others become report lines with the reason. */
 async function usableBackends(requested: readonly BackendName[]): Promise<{ readonly use: BackendName[]; readonly lines: string[] }> {
-  const probes = await probeBackends();
+  const probes = await Promise.all(requested.map(probeBackend));
   const use: BackendName[] = [];
   const lines: string[] = [];
   for (const b of requested) {

@@ -2,6 +2,7 @@
 // available only when an adapter actually answers (gpu.js's own `isWebGPUSupported` only checks navigator.gpu),
 // and an explicitly requested backend that is unavailable is an error value, never a silent fallback.
 import * as E from 'fp-ts/lib/Either.js';
+import { existsSync, readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { deviceError, type BackendName, type DeviceError } from './errors.ts';
 import { gpujs, headlessGlLoadError, installWebGpuNavigator, requestWebGpuAdapter } from './gpujs.ts';
@@ -85,20 +86,41 @@ function probeWasm(): BackendProbe {
   return { backend: 'wasm', available: true, detail: `wasm: compiled SIMD128 kernels, ${availableParallelism()} thread(s) over one shared memory` };
 }
 
-let probeResult: Promise<ReadonlyArray<BackendProbe>> | null = null;
+const probers: Readonly<Record<BackendName, () => Promise<BackendProbe> | BackendProbe>> = {
+  webgpu: probeWebGpu,
+  headlessgl: probeHeadlessGl,
+  wasm: probeWasm,
+  webasm: probeWebAssembly,
+  cpu: () => ({ backend: 'cpu', available: true, detail: 'cpu: kernels transpiled to plain JavaScript' }),
+};
+const probed = new Map<BackendName, Promise<BackendProbe>>();
 
-/** Probes every backend once per process (the WebGPU adapter request is the slow part, ~0.2 s on lavapipe). */
-export function probeBackends(): Promise<ReadonlyArray<BackendProbe>> {
-  if (probeResult === null) {
-    probeResult = (async () => [
-      await probeWebGpu(),
-      probeHeadlessGl(),
-      probeWasm(),
-      probeWebAssembly(),
-      { backend: 'cpu', available: true, detail: 'cpu: kernels transpiled to plain JavaScript' } as const,
-    ])();
+/** Probes one backend, once per process (the WebGPU adapter request loads Dawn: ~0.2 s and ~100 MB). */
+export function probeBackend(backend: BackendName): Promise<BackendProbe> {
+  let p = probed.get(backend);
+  if (p === undefined) {
+    p = Promise.resolve(probers[backend]());
+    probed.set(backend, p);
   }
-  return probeResult;
+  return p;
+}
+
+/** Probes every backend. */
+export async function probeBackends(): Promise<ReadonlyArray<BackendProbe>> {
+  return Promise.all(BACKEND_ORDER.map(probeBackend));
+}
+
+/**
+ * A hardware GPU shows as a device node on Linux (a DRM render node, or NVIDIA's own); without one, `auto` does not
+ * load Dawn just to find a software adapter it would skip anyway. Elsewhere the adapter is asked.
+ */
+function gpuDeviceNode(): boolean {
+  if (process.platform !== 'linux') return true;
+  try {
+    return readdirSync('/dev/dri').some((f) => f.startsWith('renderD')) || existsSync('/dev/nvidia0');
+  } catch {
+    return existsSync('/dev/nvidia0');
+  }
 }
 
 export interface BackendChoice {
@@ -139,7 +161,13 @@ export function decideBackend(
   return E.left(deviceError('unavailable', 'cpu', `no backend is available: ${skipped.join('; ')}`));
 }
 
-/** The best available backend in the order webgpu → headlessgl → cpu → webasm, or the explicit one if usable. */
+/** The best available backend in BACKEND_ORDER, or the explicit one if usable (probing only that one). */
 export async function chooseBackend(preferred: BackendName | 'auto'): Promise<E.Either<DeviceError, BackendChoice>> {
-  return decideBackend(await probeBackends(), preferred);
+  if (preferred !== 'auto') return decideBackend([await probeBackend(preferred)], preferred);
+  const probes = await Promise.all(
+    BACKEND_ORDER.map((b): Promise<BackendProbe> | BackendProbe =>
+      b === 'webgpu' && !gpuDeviceNode() ? { backend: b, available: false, reason: 'webgpu: no GPU device on this machine (/dev/dri/renderD*, /dev/nvidia0); --backend webgpu probes Dawn anyway' } : probeBackend(b),
+    ),
+  );
+  return decideBackend(probes, preferred);
 }

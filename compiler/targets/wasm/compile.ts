@@ -11,10 +11,12 @@ import { bufferBytes } from '../../schedule.ts';
 import { ModuleBuilder } from '../../wasm/encode.ts';
 import { kernelSignature } from '../gpujs/render.ts';
 import { MAX_MEMORY_BYTES, WasmDevice, type LaunchSpec, type WasmProgram } from './device.ts';
-import { IMPORTS, renderKernel } from './render.ts';
+import { IMPORTS, renderKernel, type WasmKernel } from './render.ts';
 import { wasmTarget } from './target.ts';
 
 const ALIGN = 64;
+
+type KernelLaunch = Pick<WasmKernel, 'items' | 'itemAlign' | 'work' | 'scratchBytes' | 'operands'>;
 
 /** Static byte offsets in one arena for every kernel output that is not a graph output (first fit by lifetime). */
 export function layoutArena(p: ProgramPlan): { readonly offsets: ReadonlyMap<number, number>; readonly bytes: number } {
@@ -82,7 +84,8 @@ export async function compileWasm(graph: Parameters<typeof plan>[0], options: Co
   for (const name of IMPORTS) builder.importFunction('math', name, name === 'pow' ? ['f32', 'f32'] : ['f32'], ['f32']);
   const bySignature = new Map<string, number>();
   const fnOf: number[] = [];
-  const rendered: ReturnType<typeof renderKernel>[] = [];
+  // What a launch needs of each function (its code is dropped once in the module).
+  const launches: KernelLaunch[] = [];
   const names: string[] = [];
   let scratch = 0;
   p.kernels.forEach((k, i) => {
@@ -94,7 +97,7 @@ export async function compileWasm(graph: Parameters<typeof plan>[0], options: Co
       names.push(`k${fn}`);
       builder.addFunction({ params: ['i32', ...r.params], results: [], locals: r.locals, code: r.code, export: `k${fn}` });
       bySignature.set(sig, fn);
-      rendered[fn] = r;
+      launches[fn] = { items: r.items, itemAlign: r.itemAlign, work: r.work, scratchBytes: r.scratchBytes, operands: r.operands };
       scratch = Math.max(scratch, r.scratchBytes);
     }
     fnOf[i] = fn;
@@ -102,23 +105,26 @@ export async function compileWasm(graph: Parameters<typeof plan>[0], options: Co
   });
   let program: WasmProgram;
   let arenaBase: number;
+  let moduleBytes = 0;
   try {
-    const module = await WebAssembly.compile(builder.toBytes());
+    const bytes = builder.toBytes();
+    moduleBytes = bytes.length;
+    const module = await WebAssembly.compile(bytes);
     program = await device.load(module, names, scratch);
     arenaBase = device.alloc(Math.max(arena.bytes, 4));
   } catch (error) {
     await device.dispose();
     return E.left(`[wasm] kernel: ${String(error)}`);
   }
-  options.log?.(`wasm: ${names.length} kernel functions for ${p.kernels.length} launches, ${device.threads} thread(s), arena ${(arena.bytes / 2 ** 20).toFixed(1)} MiB`);
-  return E.right(makeExecutable(device, p, program, fnOf.map((fn) => rendered[fn]), fnOf, arenaBase, arena.offsets));
+  options.log?.(`wasm: ${names.length} kernel functions (${(moduleBytes / 2 ** 10).toFixed(0)} KiB of code) for ${p.kernels.length} launches, ${device.threads} thread(s), arena ${(arena.bytes / 2 ** 20).toFixed(1)} MiB`);
+  return E.right(makeExecutable(device, p, program, fnOf.map((fn) => launches[fn]), fnOf, arenaBase, arena.offsets));
 }
 
 function makeExecutable(
   device: WasmDevice,
   p: ProgramPlan,
   program: WasmProgram,
-  kernels: readonly ReturnType<typeof renderKernel>[],
+  kernels: readonly KernelLaunch[],
   fnOf: readonly number[],
   arenaBase: number,
   offsets: ReadonlyMap<number, number>,
