@@ -18,10 +18,31 @@ export interface InterpContext {
   readonly lookup: (name: string, info: ShapeInfo) => Buf;
 }
 
+/**
+ * What the scheduler and the passes need to know of an op: leaves are bound or constant; elementwise and movement
+ * ops are inlined into their consumers (movement as index arithmetic); reductions, contractions, windows and
+ * selections own loops and get kernels of their own; indexing ops (gather, concat) are inlined reads.
+ */
+export type PrimKind = 'leaf' | 'elementwise' | 'movement' | 'reduction' | 'contraction' | 'window' | 'selection' | 'indexing';
+
 export interface Prim<Op extends PrimName> {
   readonly name: Op;
   /** Number of inputs, or 'variadic' (concat). Leaves have 0. */
   readonly arity: number | 'variadic';
+  readonly kind: PrimKind;
+  /**
+   * Inputs whose elements each output reads many times, kept in buffers unless reading through them is cheap.
+   * Default: every input of a contraction, window or selection, none otherwise.
+   */
+  readonly rereads?: readonly number[];
+  /** movement: reading through it costs a few index operations, without branches or divisions. */
+  readonly cheapReread?: boolean;
+  /** movement: the output is the input's bytes as they are (a template kernel can read the input's buffer). */
+  readonly keepsBytes?: boolean;
+  /** movement: writes values that are not the input's (a pad's fill). */
+  readonly introducesValues?: boolean;
+  /** binary: f(a, c) = f(c, a) for every value. */
+  readonly commutative?: boolean;
   /** Shape and dtype of the output, or a message saying what is wrong (the op name is added by the caller). */
   readonly shape: (params: PrimParams[Op], inputs: readonly ShapeInfo[]) => ShapeResult;
   /**

@@ -2,14 +2,11 @@
 // into the kernel of the buffer that consumes it, as index arithmetic (movement ops) or recomputed
 // arithmetic (elementwise ops). The result is a linear schedule of kernels, one per materialized node.
 import { numel, type Graph, type Node } from './ir.ts';
+import { kindOf, ownsLoops, primOf, rereadInputs } from './facts.ts';
+import type { PrimName } from './params.ts';
+import type { Prim } from './prim.ts';
 import type { ScheduleTarget } from './target.ts';
 
-/** Ops that own loops; they always get their own kernel. */
-const HEAVY = new Set(['sum', 'reduceMax', 'dot', 'conv2d', 'pool2d', 'topk']);
-/** Ops that only move data: inlining them is pure index arithmetic and never duplicates arithmetic. */
-const MOVEMENT = new Set(['reshape', 'permute', 'expand', 'pad', 'slice', 'flip', 'stopGradient']);
-/** Heavy ops that read each input element many times: only index arithmetic may be inlined into them. */
-const REREADS = new Set(['dot', 'conv2d', 'pool2d', 'topk']);
 
 export interface KernelPlan {
   /** The node this kernel computes (one value per thread, flat row-major index, unless tiled). */
@@ -32,22 +29,20 @@ export interface Schedule {
   readonly materialized: ReadonlySet<number>;
 }
 
-/**
- * Ops whose inlining into a heavy op's inner loop costs a few index operations without branches: reshape, expand,
- * slice, flip. A permute decomposes and recomposes every index with divisions and a pad needs a bounds test per
- * read, so an operand reached through them is materialized once instead.
- */
-const CHEAP_REREAD = new Set(['reshape', 'expand', 'slice', 'flip', 'stopGradient']);
-/** Ops that keep a buffer's bytes as they are. */
-const RESHAPES = new Set(['reshape', 'stopGradient']);
-
-/** Whether `n` is a chain of `ops` down to buffers, constants or iota (free to recompute with those ops). */
-function movementChain(n: Node, buffers: ReadonlySet<number>, ops: ReadonlySet<string>): boolean {
-  if (buffers.has(n.id) || n.op === 'const' || n.op === 'iota') return true;
-  return ops.has(n.op) && movementChain(n.inputs[0], buffers, ops);
+/** Whether `n` is a chain of ops passing `through` down to buffers or leaves (free to recompute with those ops). */
+function movementChain(n: Node, buffers: ReadonlySet<number>, through: (p: Prim<PrimName>) => boolean): boolean {
+  if (buffers.has(n.id) || kindOf(n) === 'leaf') return true;
+  return through(primOf(n)) && movementChain(n.inputs[0], buffers, through);
 }
-const isIndexOnly = (n: Node, buffers: ReadonlySet<number>): boolean => movementChain(n, buffers, MOVEMENT);
-const isCheapReread = (n: Node, buffers: ReadonlySet<number>): boolean => movementChain(n, buffers, CHEAP_REREAD);
+/** Only index arithmetic: inlining never duplicates arithmetic. */
+const isIndexOnly = (n: Node, buffers: ReadonlySet<number>): boolean => movementChain(n, buffers, (p) => p.kind === 'movement');
+/**
+ * Cheap enough for a heavy op's inner loop (reshape, expand, slice, flip): a permute decomposes and recomposes every
+ * index with divisions and a pad needs a bounds test per read, so an operand reached through them is materialized.
+ */
+const isCheapReread = (n: Node, buffers: ReadonlySet<number>): boolean => movementChain(n, buffers, (p) => p.cheapReread === true);
+/** The bytes of a buffer as they are (reshapes). */
+const keepsBytes = (n: Node, buffers: ReadonlySet<number>): boolean => movementChain(n, buffers, (p) => p.keepsBytes === true);
 
 export function schedule(graph: Graph, target: ScheduleTarget): Schedule {
   const consumers = new Map<number, number>();
@@ -56,12 +51,12 @@ export function schedule(graph: Graph, target: ScheduleTarget): Schedule {
   const mat = new Set<number>();
   // Leaves that hold data are buffers; so are outputs and loop-owning ops.
   for (const n of graph.nodes) {
-    if (n.op === 'param' || n.op === 'input' || outputs.has(n.id) || HEAVY.has(n.op)) mat.add(n.id);
+    if (n.op === 'param' || n.op === 'input' || outputs.has(n.id) || ownsLoops(n)) mat.add(n.id);
   }
   // In topological order: a shared node is materialized unless recomputing it is only index arithmetic;
   // an operand that a heavy op re-reads is materialized unless it is index arithmetic.
   for (const n of graph.nodes) {
-    if (mat.has(n.id) || n.op === 'const' || n.op === 'iota') continue;
+    if (mat.has(n.id) || kindOf(n) === 'leaf') continue;
     if ((consumers.get(n.id) ?? 0) > 1 && !isIndexOnly(n, mat)) mat.add(n.id);
   }
   for (const n of graph.nodes) {
@@ -70,13 +65,11 @@ export function schedule(graph: Graph, target: ScheduleTarget): Schedule {
       n.inputs.forEach((i, k) => {
         const folded = target.foldsOperand(n, k, i);
         const buffer = folded ? i.inputs[0] : i;
-        if (!movementChain(buffer, mat, RESHAPES) || buffer.op === 'const' || buffer.op === 'iota') mat.add(buffer.id);
+        if (!keepsBytes(buffer, mat) || kindOf(buffer) === 'leaf') mat.add(buffer.id);
       });
       continue;
     }
-    if (!REREADS.has(n.op) && !(n.op === 'gather')) continue;
-    const reread = n.op === 'gather' ? [n.inputs[0]] : n.inputs;
-    for (const i of reread) if (!isCheapReread(i, mat)) mat.add(materializationPoint(i, mat).id);
+    for (const i of rereadInputs(n)) if (!isCheapReread(i, mat)) mat.add(materializationPoint(i, mat).id);
   }
   // Respect the per-kernel input limit by materializing inlined subtrees that read many buffers.
   let kernels = buildPlans(graph, mat);
@@ -111,7 +104,7 @@ function sinkCopies(plans: readonly UntiledPlan[]): UntiledPlan[] {
   plans.forEach((p, i) => {
     order.push(...(deferred.get(i) ?? []));
     const consumer = firstConsumer.get(p.root.id);
-    if (MOVEMENT.has(p.root.op) && consumer !== undefined && consumer > i + 1) deferred.set(consumer, [...(deferred.get(consumer) ?? []), p]);
+    if (kindOf(p.root) === 'movement' && consumer !== undefined && consumer > i + 1) deferred.set(consumer, [...(deferred.get(consumer) ?? []), p]);
     else order.push(p);
   });
   return order;

@@ -3,6 +3,7 @@
 import * as b from '../build.ts';
 import { numel, sameShape, type Graph, type Node } from '../ir.ts';
 import type { Buf, InterpContext } from '../prim.ts';
+import { primOf } from '../facts.ts';
 import { registry } from '../registry.ts';
 import { mapGraph } from './rewrite.ts';
 
@@ -10,9 +11,6 @@ const isConst = (n: Node, value?: number): boolean =>
   n.op === 'const' && (value === undefined || (n.params as { value: number }).value === value);
 const constValue = (n: Node): number => (n.params as { value: number }).value;
 
-const elementwise = new Set(['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'reciprocal', 'abs', 'sign', 'tanh', 'add', 'sub', 'mul', 'div',
-  'maximum', 'minimum', 'pow', 'lt', 'le', 'eq', 'ne', 'where', 'cast', 'stopGradient']);
-const shapeOnly = new Set(['reshape', 'permute', 'expand', 'flip', 'slice']);
 
 /** Evaluate an elementwise op on constant operands with the op's own interpreter (float64; the result is rounded wherever it is stored). */
 function foldConstant(n: Node): Node | undefined {
@@ -25,8 +23,10 @@ function foldConstant(n: Node): Node | undefined {
 function simplifyNode(n: Node): Node {
   const [x, y] = n.inputs;
   if (n.inputs.length > 0 && n.inputs.every((i) => isConst(i))) {
-    if (elementwise.has(n.op)) return foldConstant(n) ?? n;
-    if (shapeOnly.has(n.op)) return b.constant(constValue(x), n.shape, n.dtype);
+    const p = primOf(n);
+    if (p.kind === 'elementwise') return foldConstant(n) ?? n;
+    // moving a constant's elements around leaves the same constant (a pad's fill is another value)
+    if (p.kind === 'movement' && p.introducesValues !== true) return b.constant(constValue(x), n.shape, n.dtype);
     if (n.op === 'sum') return b.constant(constValue(x) * (numel(x.shape) / numel(n.shape)), n.shape, n.dtype);
   }
   switch (n.op) {

@@ -6,6 +6,7 @@ import type { Prim } from '../prim.ts';
 export const cast: Prim<'cast'> = {
   name: 'cast',
   arity: 1,
+  kind: 'elementwise',
   shape: (p, [x]) => ok(x.shape, p.dtype),
   // Only float→float carries a gradient; integer and boolean results are piecewise constant.
   vjp: (node, g) => [node.params.dtype === 'f32' && node.inputs[0].dtype === 'f32' ? b.cast(g, 'f32') : null],

@@ -6,6 +6,7 @@ import type { Prim } from '../prim.ts';
 export const concat: Prim<'concat'> = {
   name: 'concat',
   arity: 'variadic',
+  kind: 'indexing',
   shape: (p, xs) => {
     if (xs.length === 0) return fail('needs at least one operand');
     const [f] = xs;

@@ -20,6 +20,7 @@ const posInts = (xs: readonly number[]) => xs.every((v) => Number.isInteger(v) &
 export const conv2d: Prim<'conv2d'> = {
   name: 'conv2d',
   arity: 2,
+  kind: 'contraction',
   shape: (p, [x, w]) => {
     const shapes = `(input ${showShape(x.shape)}, weight ${showShape(w.shape)})`;
     if (x.shape.length !== 4 || w.shape.length !== 4) return fail(`expects NCHW input and OIHW weight ${shapes}`);

@@ -10,6 +10,7 @@ const swapLast = (r: number): number[] => [...Array(r - 2).keys(), r - 1, r - 2]
 export const dot: Prim<'dot'> = {
   name: 'dot',
   arity: 2,
+  kind: 'contraction',
   shape: (_p, [a, c]) => {
     const r = a.shape.length;
     const msg = `cannot multiply ${showShape(a.shape)} by ${showShape(c.shape)}`;

@@ -37,6 +37,7 @@ export function unaryPrim<Op extends UnaryName>(
   return {
     name,
     arity: 1,
+    kind: 'elementwise',
     shape: (_p, inputs) => unaryShape(inputs),
     vjp: (node, g) => [vjp(node.inputs[0], node, g)],
     lower: (_n, idx, ctx) => expr(ctx.bind(ctx.input(0, idx)), ctx),
@@ -55,12 +56,15 @@ export function binaryPrim<Op extends BinaryName>(
   vjp: (a: Node, c: Node, y: Node, g: Node) => readonly [Node | null, Node | null],
   expr: (a: F, c: F) => F,
   linearIn: readonly number[],
+  commutative = false,
 ): Prim<Op> {
   return {
     name,
     arity: 2,
+    kind: 'elementwise',
     shape: (_p, inputs) => binaryShape(inputs),
     vjp: (node, g) => vjp(node.inputs[0], node.inputs[1], node, g),
+    commutative,
     lower: (_n, idx, ctx) => expr(ctx.bind(ctx.input(0, idx)), ctx.bind(ctx.input(1, idx))),
     interp: (_p, [a, c], _out, ctx) => {
       const out = ctx.alloc(a.data.length);
@@ -75,7 +79,9 @@ export function comparePrim<Op extends CompareName>(name: Op, f: (a: number, c: 
   return {
     name,
     arity: 2,
+    kind: 'elementwise',
     shape: (_p, inputs) => binaryShape(inputs, 'bool'),
+    commutative: operator === '==' || operator === '!=',
     vjp: () => [null, null],
     lower: (_n, idx, ctx) => fselect(fcmp(operator, ctx.input(0, idx), ctx.input(1, idx)), fconst(1), fconst(0)),
     interp: (_p, [a, c], _out, ctx) => {
@@ -116,5 +122,6 @@ export function extremumPrim<Op extends 'maximum' | 'minimum'>(name: Op, f: (a: 
     },
     fn,
     [],
+    true,
   );
 }

@@ -7,6 +7,8 @@ import { badShape, stridedGather } from './checks.ts';
 export const expand: Prim<'expand'> = {
   name: 'expand',
   arity: 1,
+  kind: 'movement',
+  cheapReread: true,
   shape: (p, [x]) => {
     const bad = badShape(p.shape);
     if (bad !== undefined) return fail(bad);

@@ -7,6 +7,8 @@ import { badAxes, stridedGather } from './checks.ts';
 export const flip: Prim<'flip'> = {
   name: 'flip',
   arity: 1,
+  kind: 'movement',
+  cheapReread: true,
   shape: (p, [x]) => {
     const bad = badAxes(p.axes, x.shape.length);
     return bad === undefined ? ok(x.shape, x.dtype) : fail(bad);

@@ -12,6 +12,8 @@ import { forEachIndex } from './checks.ts';
 export const gather: Prim<'gather'> = {
   name: 'gather',
   arity: 2,
+  kind: 'indexing',
+  rereads: [0],
   shape: (p, [x, idx]) => {
     const r = x.shape.length;
     const msg = `cannot gather ${showShape(x.shape)} with indices ${showShape(idx.shape)} along axis ${p.axis}`;

@@ -6,6 +6,7 @@ import { leafShape } from './leaves.ts';
 export const iota: Prim<'iota'> = {
   name: 'iota',
   arity: 0,
+  kind: 'leaf',
   shape: (p) =>
     leafShape(p.shape, p.dtype, Number.isInteger(p.axis) && p.axis >= 0 && p.axis < p.shape.length ? undefined : `axis ${p.axis} out of range for rank ${p.shape.length}`),
   vjp: () => [],

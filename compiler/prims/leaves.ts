@@ -13,6 +13,7 @@ export function bufferLeaf<Op extends 'param' | 'input'>(name: Op): Prim<Op> {
   return {
     name,
     arity: 0,
+    kind: 'leaf',
     shape: (p) => leafShape(p.shape, p.dtype, p.name === '' ? `${name}s need a name` : undefined),
     vjp: () => [],
     interp: (p, _i, out, ctx) => ctx.lookup(p.name, out),

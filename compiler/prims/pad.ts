@@ -12,6 +12,8 @@ import { forEachIndex } from './checks.ts';
 export const pad: Prim<'pad'> = {
   name: 'pad',
   arity: 1,
+  kind: 'movement',
+  introducesValues: true,
   shape: (p, [x]) => {
     const r = x.shape.length;
     if (p.lo.length !== r || p.hi.length !== r || p.interior.length !== r) return fail(`needs lo/hi/interior of length ${r}`);

@@ -14,6 +14,7 @@ export const inversePerm = (perm: readonly number[]): number[] => {
 export const permute: Prim<'permute'> = {
   name: 'permute',
   arity: 1,
+  kind: 'movement',
   shape: (p, [x]) => {
     const isPerm = p.perm.length === x.shape.length && [...p.perm].sort((a, c) => a - c).every((v, i) => v === i);
     return isPerm ? ok(p.perm.map((a) => x.shape[a]), x.dtype) : fail(`[${p.perm.join(',')}] is not a permutation of the axes of ${showShape(x.shape)}`);

@@ -18,6 +18,7 @@ export const NEG_SENTINEL = -3.4028234663852886e38;
 export const pool2d: Prim<'pool2d'> = {
   name: 'pool2d',
   arity: 1,
+  kind: 'window',
   shape: (p, [x]) => {
     if (x.shape.length !== 4) return fail(`expects NCHW input, got ${showShape(x.shape)}`);
     const ints = [...p.kernel, ...p.stride].every((v) => Number.isInteger(v) && v >= 1);

@@ -15,6 +15,7 @@ import { reduceInterp, reduceShape } from './reduce.ts';
 export const reduceMax: Prim<'reduceMax'> = {
   name: 'reduceMax',
   arity: 1,
+  kind: 'reduction',
   shape: (p, inputs) => reduceShape(p.axes, inputs),
   vjp: (node, g) => {
     const x = node.inputs[0];

@@ -6,6 +6,9 @@ import { badShape } from './checks.ts';
 export const reshape: Prim<'reshape'> = {
   name: 'reshape',
   arity: 1,
+  kind: 'movement',
+  cheapReread: true,
+  keepsBytes: true,
   shape: (p, [x]) => {
     const bad = badShape(p.shape);
     if (bad !== undefined) return fail(bad);

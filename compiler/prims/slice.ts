@@ -7,6 +7,8 @@ import { stridedGather } from './checks.ts';
 export const slice: Prim<'slice'> = {
   name: 'slice',
   arity: 1,
+  kind: 'movement',
+  cheapReread: true,
   shape: (p, [x]) => {
     const r = x.shape.length;
     if (p.start.length !== r || p.stop.length !== r || p.step.length !== r) return fail(`needs start/stop/step of length ${r}`);

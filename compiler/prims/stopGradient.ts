@@ -4,6 +4,9 @@ import type { Prim } from '../prim.ts';
 export const stopGradient: Prim<'stopGradient'> = {
   name: 'stopGradient',
   arity: 1,
+  kind: 'movement',
+  cheapReread: true,
+  keepsBytes: true,
   shape: (_p, [x]) => ok(x.shape, x.dtype),
   vjp: () => [null],
   interp: (_p, [x], _o, ctx) => {

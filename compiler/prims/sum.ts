@@ -8,6 +8,7 @@ import { reduceInterp, reduceShape } from './reduce.ts';
 export const sum: Prim<'sum'> = {
   name: 'sum',
   arity: 1,
+  kind: 'reduction',
   shape: (p, inputs) => reduceShape(p.axes, inputs),
   vjp: (node, g) => [b.unreduce(g, node.params.axes, node.inputs[0].shape)],
   interp: (p, [x], out, ctx) => reduceInterp(x, p.axes, ctx.alloc(numel(out.shape)), 0, (a, v) => a + v),

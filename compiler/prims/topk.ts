@@ -14,6 +14,7 @@ import { forEachIndex } from './checks.ts';
 export const topk: Prim<'topk'> = {
   name: 'topk',
   arity: 1,
+  kind: 'selection',
   shape: (p, [x]) => {
     const r = x.shape.length;
     if (!Number.isInteger(p.axis) || p.axis < 0 || p.axis >= r) return fail(`axis ${p.axis} out of range for ${showShape(x.shape)}`);

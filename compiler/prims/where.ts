@@ -6,6 +6,7 @@ import type { Prim } from '../prim.ts';
 export const where: Prim<'where'> = {
   name: 'where',
   arity: 3,
+  kind: 'elementwise',
   shape: (_p, [c, x, y]) => {
     if (c.dtype !== 'bool') return fail(`condition must be bool, got ${c.dtype}`);
     if (!sameShape(c.shape, x.shape) || !sameShape(x.shape, y.shape))

@@ -12,6 +12,7 @@
 // rows × 8 columns (8 f32x4 accumulators: V8 on x86-64 has 15 allocatable XMM registers, and 12–16-accumulator
 // tiles measured slower). A conv packs the K × 8 column panel of its im2col matrix into a per-worker scratch
 // first; a dot reads its right operand's rows in place.
+import { kindOf } from '../../facts.ts';
 import { numel, type Node } from '../../ir.ts';
 import { iadd, iconst, imul, isym, type B, type F, type I, type Stmt } from '../../kernel/ir.ts';
 import { KernelWriter } from '../../kernel/writer.ts';
@@ -516,7 +517,7 @@ function reductionFolds(loop: Extract<Stmt, { s: 'loop' }>): Map<string, 'fadd' 
 
 /** Whether a kernel computing `root` reduces along its input's last (unit-stride) axis in multiples of 4. */
 const reducesRows = (root: Node): boolean => {
-  if (root.op !== 'sum' && root.op !== 'reduceMax') return false;
+  if (kindOf(root) !== 'reduction') return false;
   const x = root.inputs[0].shape;
   const { axes } = root.params as { axes: readonly number[] };
   return axes.includes(x.length - 1) && x[x.length - 1] % 4 === 0 && axes.reduce((p, a) => p * x[a], 1) >= 16;
