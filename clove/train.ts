@@ -229,7 +229,8 @@ function reportProfile(profiler: StepProfiler, stepDone: number, outDir: string,
   const total = p.rows.reduce((a, x) => a + x.ms, 0);
   const pct = (ms: number) => `${((100 * ms) / total).toFixed(1)}%`;
   const file = path.join(outDir, 'profile.json');
-  fs.writeFileSync(file, `${JSON.stringify({ step: stepDone, ...p }, null, 1)}\n`);
+  const wrote = writeFileAtomic(file, `${JSON.stringify({ step: stepDone, ...p }, null, 1)}\n`);
+  if (E.isLeft(wrote)) log.warn(`the profile was not saved: ${wrote.left}`);
   log.info(`profile of step ${stepDone} (synchronized after every kernel, the probe's ${p.syncMs.toFixed(3)} ms subtracted per launch): kernels ${total.toFixed(0)} ms of ${p.stepMs.toFixed(0)} ms; all ${p.rows.length} kernel kinds in ${file}`);
   log.info(`  by op: ${timeByOp(p).map(([op, ms]) => `${op} ${pct(ms)}`).join(', ')}`);
   for (const x of p.rows.slice(0, 10)) log.info(`  ${pct(x.ms).padStart(6)}  ${x.ms.toFixed(1).padStart(9)} ms  ×${x.launches} (slowest ${x.maxMs.toFixed(1)} ms)  ${x.kernel}`);
@@ -315,10 +316,10 @@ export async function pretrain(o: PretrainOptions): Promise<E.Either<string, Run
   const stopped = (): boolean => o.stopRequested?.() === true;
   // Cheap checks first (the output directory, the step, the checkpoint and its config: seconds), then the data
   // (minutes for a large pool), then the compile.
-  const dir = prepareRunDir(outDir, o.resume, o.overwrite === true, log);
-  if (E.isLeft(dir)) return dir;
   const step = buildTrainStep(config, stepShapesOf(config));
   if (E.isLeft(step)) return E.left(`the config does not give a valid training step: ${step.left}`);
+  const dir = prepareRunDir(outDir, o.resume, o.overwrite === true, log);
+  if (E.isLeft(dir)) return dir;
   let startStep = 0;
   let state: Record<string, Float32Array>;
   let resumedFrom = '';
