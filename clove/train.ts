@@ -402,7 +402,8 @@ export async function pretrain(o: PretrainOptions): Promise<E.Either<string, Run
   );
   try {
     // A signal during the compile is honoured here, before the first step (nothing new to save yet).
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    // (The compile holds the event loop, so a signal's handler only runs now: a short timer lets the loop poll.)
+    await new Promise<void>((resolve) => setTimeout(resolve, 20));
     if (stopped()) return stoppedBeforeStart(resumedFrom, exe.right.backend);
     return await runLoop(o, exe.right, step.right, data.right, state, startStep, resumedFrom, history);
   } finally {
@@ -524,6 +525,7 @@ async function runLoop(
   let timedSteps = 0;
   const profiler = o.profile === true ? new StepProfiler(exe) : null;
   if (profiler !== null && until - startStep < 3) log.warn(`--profile needs 3 steps of this run (it has ${until - startStep}): not profiling`);
+  let stepsDone = startStep;
   for (let t = startStep; t < until; t++) {
     const tStep = performance.now();
     const made = makeBatch(config, step, data, sampler, t);
@@ -544,6 +546,7 @@ async function runLoop(
     if (timing) reportProfile(profiler, t + 1, outDir, log);
     if (E.isLeft(out)) return E.left(`step ${t}: ${out.left}; last good checkpoint: ${lastGood()}`);
     const stepDone = t + 1;
+    stepsDone = stepDone;
     const isLast = stepDone === until;
     const wantMetrics = stepDone % config.run.metricsEvery === 0 || stepDone % config.run.logEvery === 0 || isLast || t === startStep;
     const wantPictures = stepDone % config.run.picturesEvery === 0 || isLast;
@@ -618,7 +621,7 @@ async function runLoop(
   const tenth = Math.max(1, Math.floor(objectives.length / 10));
   const mean = (xs: readonly number[]): number => (xs.length === 0 ? NaN : xs.reduce((a, c) => a + c, 0) / xs.length);
   return E.right({
-    steps: until - startStep,
+    steps: stepsDone - startStep,
     firstLoss,
     lastLoss,
     objectiveStart: mean(objectives.slice(0, tenth)),

@@ -362,6 +362,14 @@ describe('paths, disks and flags', () => {
     assert.equal(latestOf(dir), 'ckpt-00000003');
     assert.ok(E.isRight(loadFiniteCheckpoint(dir)));
     assertNoTrace(r.err);
+    // metrics.jsonl past the limit: its append at step 4 fails first, and the message names it.
+    const metrics = path.join(dir, 'metrics.jsonl');
+    fs.writeFileSync(metrics, `${JSON.stringify({ step: 1, pad: 'x'.repeat(1_100_000) })}\n`);
+    const m = cloveUnder('ulimit -f 1000', ['pretrain', ...TINY, '--out', dir, '--resume']);
+    assert.equal(m.code, 1, m.err);
+    assert.match(m.err, /^clove: cannot write .*metrics\.jsonl: .*\([\d.]+ MiB free on that file system\); training stopped after step 4\. Last good checkpoint: .*ckpt-00000003$/m);
+    assert.equal(latestOf(dir), 'ckpt-00000003');
+    assertNoTrace(m.err);
   });
 
   test('item 13: two flags setting one field are reported, not resolved by their order', () => {
