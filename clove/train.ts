@@ -13,6 +13,7 @@ import { makeGraph } from '../compiler/ir.ts';
 import type { DeviceHandle } from '../compiler/runtime/device.ts';
 import { freeSpaceNote, makeDirectories, removeDirAtomic, writeFailure, writeFileAtomic } from './atomic.ts';
 import {
+  checkpointName,
   enclosingCheckpointDir,
   groupOf,
   LATEST_FILE,
@@ -483,7 +484,7 @@ async function runLoop(
     }
     const saved = saveCheckpoint(outDir, { step: stepDone, epoch, rngState: [config.seed, stepDone], config, backend: exe.backend, tensors: tensors.right, history });
     if (E.isLeft(saved)) {
-      return E.left(`writing the checkpoint of step ${stepDone} failed: ${saved.left}${freeSpaceNote(outDir)}; last good checkpoint: ${lastGood()}`);
+      return E.left(`writing the checkpoint of step ${stepDone} (${path.join(outDir, checkpointName(stepDone))}) failed: ${saved.left}${freeSpaceNote(outDir)}; last good checkpoint: ${lastGood()}`);
     }
     lastCheckpoint = saved.right;
     log.info(`checkpoint: ${saved.right}`);
