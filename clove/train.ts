@@ -272,9 +272,14 @@ export function prepareRunDir(outDir: string, resume: boolean, overwrite: boolea
   }
   for (const c of listed.right) {
     const removed = removeDirAtomic(c.path);
-    if (E.isLeft(removed)) return removed;
+    if (E.isLeft(removed)) return E.left(`--overwrite: ${removed.left}`);
   }
-  for (const f of [LATEST_FILE, ...RUN_FILES]) fs.rmSync(path.join(outDir, f), { recursive: true, force: true });
+  try {
+    const setAside = fs.readdirSync(outDir).filter((f) => /^unusable-ckpt-\d+$/.test(f));
+    for (const f of [LATEST_FILE, ...RUN_FILES, ...setAside]) fs.rmSync(path.join(outDir, f), { recursive: true, force: true });
+  } catch (error) {
+    return E.left(`--overwrite: cannot delete the previous run's files in ${outDir}: ${error instanceof Error ? error.message : String(error)}`);
+  }
   log.info(`--overwrite: deleted the previous run in ${outDir} (${held.length} checkpoints and files)`);
   return E.right(undefined);
 }

@@ -405,5 +405,7 @@ describe('paths, disks and flags', () => {
     assertNoTrace(r.err);
     const logFile = /and (\S+clove-error\.log)/.exec(r.err)?.[1];
     assert.ok(logFile !== undefined && fs.readFileSync(logFile, 'utf8').includes('injected failure'));
+    assert.equal(path.dirname(logFile), dir);
+    assert.match(fs.readFileSync(logFile, 'utf8'), /^\s+at /m, 'the trace is in the log');
   });
 });
