@@ -320,6 +320,12 @@ export async function pretrain(o: PretrainOptions): Promise<E.Either<string, Run
   const outDir = config.run.outDir;
   if (o.planOnly === true) return planStep(config, log);
   const stopped = (): boolean => o.stopRequested?.() === true;
+  // Building the data and compiling hold the event loop, so a signal's handler only runs once they return: a short
+  // timer lets the loop poll (and the handler acknowledge the signal) before each check.
+  const stoppedAtSafePoint = async (): Promise<boolean> => {
+    await new Promise<void>((resolve) => setTimeout(resolve, 20));
+    return stopped();
+  };
   // Cheap checks first (the output directory, the step, the checkpoint and its config: seconds), then the data
   // (minutes for a large pool), then the compile.
   const step = buildTrainStep(config, stepShapesOf(config));
@@ -385,7 +391,7 @@ export async function pretrain(o: PretrainOptions): Promise<E.Either<string, Run
   const data = openPretrainData(config, log, o.maxImagePixels);
   if (E.isLeft(data)) return data;
   log.info(`data: ${data.right.description}`);
-  if (stopped()) return stoppedBeforeStart(resumedFrom, 'none');
+  if (await stoppedAtSafePoint()) return stoppedBeforeStart(resumedFrom, 'none');
   const t0 = performance.now();
   let lastPct = -1;
   const exe = await compile(makeGraph(step.right.outputs), {
@@ -408,9 +414,7 @@ export async function pretrain(o: PretrainOptions): Promise<E.Either<string, Run
   );
   try {
     // A signal during the compile is honoured here, before the first step (nothing new to save yet).
-    // (The compile holds the event loop, so a signal's handler only runs now: a short timer lets the loop poll.)
-    await new Promise<void>((resolve) => setTimeout(resolve, 20));
-    if (stopped()) return stoppedBeforeStart(resumedFrom, exe.right.backend);
+    if (await stoppedAtSafePoint()) return stoppedBeforeStart(resumedFrom, exe.right.backend);
     return await runLoop(o, exe.right, step.right, data.right, state, startStep, resumedFrom, history);
   } finally {
     await exe.right.dispose();
