@@ -211,7 +211,7 @@ describe('signals and exit codes', () => {
     });
   }
 
-  test('item 6: Ctrl-C during setup stops before the first step, at once after the compile, and exits 130', async () => {
+  test('item 6: Ctrl-C during set-up (data, compile) stops at the next safe point, before the first step, and exits 130', async () => {
     const dir = path.join(root, 'sig-compile');
     const r = await cloveSignalled(['pretrain', ...TINY, '--out', dir], /^data: /m, 'SIGINT');
     assert.equal(r.code, 130, r.out + r.err);
