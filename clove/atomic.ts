@@ -157,3 +157,65 @@ export function removeDirAtomic(dir: string): E.Either<string, void> {
     return E.left(`cannot remove ${dir}: ${describe(error)}`);
   }
 }
+
+/** Free bytes for unprivileged users on the file system holding `target` (or its nearest existing parent). */
+export function freeBytes(target: string): number | undefined {
+  let dir = path.resolve(target);
+  for (;;) {
+    try {
+      const s = fs.statfsSync(dir);
+      return s.bavail * s.bsize;
+    } catch {
+      const parent = path.dirname(dir);
+      if (parent === dir) return undefined;
+      dir = parent;
+    }
+  }
+}
+
+/** `cannot write FILE: REASON (N MiB free on that file system)`: what a failed write tells the user. */
+export function writeFailure(file: string, error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const reason = code === 'ENOSPC' ? 'the disk is full (ENOSPC)' : code === 'EDQUOT' ? 'the disk quota is exceeded (EDQUOT)' : describe(error);
+  return `cannot write ${file}: ${reason}${freeSpaceNote(path.dirname(file))}`;
+}
+
+/** ` (N MiB free on that file system)`, or nothing when it cannot be known. */
+export function freeSpaceNote(target: string): string {
+  const free = freeBytes(target);
+  return free === undefined ? '' : ` (${(free / 2 ** 20).toFixed(1)} MiB free on that file system)`;
+}
+
+/**
+ * `mkdir -p` one level at a time. Node 20's `mkdirSync(dir, { recursive: true })` loops forever on some
+ * paths (e.g. under /proc); this fails with the first level that cannot be created.
+ */
+export function makeDirectories(dir: string): E.Either<string, void> {
+  const missing: string[] = [];
+  let cur = path.resolve(dir);
+  for (;;) {
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(cur);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT') return E.left(`cannot use ${cur}: ${describe(error)}`);
+    }
+    if (st !== undefined) {
+      if (!st.isDirectory()) return E.left(`${cur} exists and is not a directory`);
+      break;
+    }
+    missing.push(cur);
+    const parent = path.dirname(cur);
+    if (parent === cur) break;
+    cur = parent;
+  }
+  for (const d of missing.reverse()) {
+    try {
+      fs.mkdirSync(d);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') return E.left(`cannot create directory ${d}: ${describe(error)}`);
+    }
+  }
+  return E.right(undefined);
+}

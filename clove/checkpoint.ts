@@ -43,6 +43,14 @@ export interface CheckpointInput {
   readonly config: Config;
   readonly backend: string;
   readonly tensors: Readonly<Record<string, CheckpointTensor>>;
+  /** Config changes accepted on resume (oldest first), carried from checkpoint to checkpoint. */
+  readonly history?: readonly HistoryEntry[];
+}
+
+/** One resume that changed an allowed field (`--steps`, logging cadence, backend, ...). */
+export interface HistoryEntry {
+  readonly step: number;
+  readonly changes: readonly string[];
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -82,6 +90,11 @@ const tensorEntryCodec = strictObject('a tensor entry', {
   dtype: oneOfCodec(['F32'] as const),
 });
 
+const historyCodec = t.union([
+  t.undefined,
+  t.array(strictObject('a history entry', { step: integerCodec(0), changes: t.array(t.string) })),
+]);
+
 export const manifestCodec = strictObject('a checkpoint manifest', {
   format: oneOfCodec([CHECKPOINT_FORMAT] as const),
   version: oneOfCodec([CHECKPOINT_VERSION] as const),
@@ -95,6 +108,7 @@ export const manifestCodec = strictObject('a checkpoint manifest', {
   stateBytes: integerCodec(0),
   stateSha256: textCodec('a sha256 hex digest', (s) => /^[0-9a-f]{64}$/.test(s)),
   tensors: t.array(tensorEntryCodec),
+  history: historyCodec,
 });
 
 export type Manifest = t.TypeOf<typeof manifestCodec>;
@@ -232,6 +246,7 @@ export function saveCheckpoint(runDir: string, input: CheckpointInput, options: 
     stateBytes: state.byteLength,
     stateSha256: sha256(state),
     tensors: names.map((name) => ({ name, shape: [...input.tensors[name]!.shape], dtype: 'F32' as const })),
+    history: input.history === undefined || input.history.length === 0 ? undefined : input.history.map((h) => ({ step: h.step, changes: [...h.changes] })),
   };
   const name = checkpointName(input.step);
   const finalDir = path.join(runDir, name);
@@ -350,5 +365,79 @@ export function loadCheckpoint(target: string): E.Either<string, LoadedCheckpoin
     config: manifest.config,
     backend: manifest.backend,
     tensors,
+    history: manifest.history ?? [],
   });
+}
+
+/** The first non-finite value of a tensor set (name, flat index, value), if any: such a state is never "good". */
+export function nonFiniteValue(tensors: Readonly<Record<string, CheckpointTensor>>): { name: string; index: number; value: number } | undefined {
+  for (const name of Object.keys(tensors).sort()) {
+    const data = tensors[name]!.data;
+    for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return { name, index: i, value: data[i]! };
+  }
+  return undefined;
+}
+
+/**
+ * The checkpoint directory that `target` lies in or is (a directory named ckpt-… or holding a checkpoint
+ * manifest), if any. User output (exports, reports) must never be written there.
+ */
+export function enclosingCheckpointDir(target: string): string | undefined {
+  let dir = path.resolve(target);
+  for (;;) {
+    if (CHECKPOINT_NAME.test(path.basename(dir)) || fs.existsSync(path.join(dir, MANIFEST_FILE))) return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
+}
+
+export interface GoodCheckpoint {
+  readonly checkpoint: LoadedCheckpoint;
+  /** Newer checkpoints that could not be used, newest first, each with the reason. */
+  readonly skipped: readonly { readonly path: string; readonly reason: string }[];
+}
+
+/** Loads a checkpoint and also rejects one whose tensors are not all finite. */
+export function loadFiniteCheckpoint(target: string): E.Either<string, LoadedCheckpoint> {
+  return E.flatMap((ck: LoadedCheckpoint) => {
+    const bad = nonFiniteValue(ck.tensors);
+    return bad === undefined ? E.right(ck) : E.left(`${ck.path} holds non-finite values (${bad.name}[${bad.index}] = ${bad.value})`);
+  })(loadCheckpoint(target));
+}
+
+/**
+ * The newest usable (loadable and finite) checkpoint of a run directory, falling back past corrupt ones: the
+ * one `latest` names first, then every checkpoint newest first. A checkpoint directory is tried alone, then
+ * its run directory's older checkpoints. Left when none is usable, listing why each failed.
+ */
+export function loadNewestGoodCheckpoint(target: string): E.Either<string, GoodCheckpoint> {
+  const first = loadFiniteCheckpoint(target);
+  if (E.isRight(first)) return E.right({ checkpoint: first.right, skipped: [] });
+  const isCheckpointDir = fs.existsSync(path.join(target, MANIFEST_FILE)) || CHECKPOINT_NAME.test(path.basename(path.resolve(target)));
+  const runDir = isCheckpointDir ? path.dirname(path.resolve(target)) : target;
+  const failedStep = isCheckpointDir ? Number(CHECKPOINT_NAME.exec(path.basename(path.resolve(target)))?.[1] ?? Infinity) : Infinity;
+  const listed = listCheckpoints(runDir);
+  if (E.isLeft(listed)) return E.left(first.left);
+  const firstDir = resolveCheckpointDir(target);
+  const firstPath = E.isRight(firstDir) ? firstDir.right : target;
+  const skipped: { path: string; reason: string }[] = [{ path: firstPath, reason: first.left }];
+  for (const entry of [...listed.right].reverse()) {
+    if (entry.step >= failedStep || path.resolve(entry.path) === path.resolve(firstPath)) continue;
+    const ck = loadFiniteCheckpoint(entry.path);
+    if (E.isRight(ck)) return E.right({ checkpoint: ck.right, skipped });
+    skipped.push({ path: entry.path, reason: ck.left });
+  }
+  return E.left(skipped.length === 1 ? first.left : `no usable checkpoint in ${runDir}: ${skipped.map((s) => s.reason).join('; ')}`);
+}
+
+/**
+ * Loads a checkpoint for reading (eval, export): it must load and be finite. When it does not, the message names
+ * the newest usable checkpoint of the same run to pass instead (never used silently: the user chose a target).
+ */
+export function loadCheckpointOrSuggest(target: string): E.Either<string, LoadedCheckpoint> {
+  const ck = loadFiniteCheckpoint(target);
+  if (E.isRight(ck)) return ck;
+  const fallback = loadNewestGoodCheckpoint(target);
+  return E.left(E.isRight(fallback) ? `${ck.left}\n  the newest usable checkpoint of that run is ${fallback.right.checkpoint.path} (step ${fallback.right.checkpoint.step}): pass --checkpoint ${fallback.right.checkpoint.path}` : ck.left);
 }

@@ -538,6 +538,17 @@ function leafPaths(node: unknown, prefix = ''): string[] {
 export function applyOverrides(config: Config, args: readonly string[]): E.Either<string[], Config> {
   const draft = cloneConfig(config) as unknown as Record<string, unknown>;
   const problems: string[] = [];
+  // Which flag set each field, so two flags that set one field to different values are reported, not
+  // resolved silently by their order (`--steps 5 --optim.steps 7`, `--data dir --data.source deadleaves`).
+  const setBy = new Map<string, { flag: string; value: unknown }>();
+  const set = (dotted: string, value: unknown, flagText: string): void => {
+    const earlier = setBy.get(dotted);
+    if (earlier !== undefined && JSON.stringify(earlier.value) !== JSON.stringify(value)) {
+      problems.push(`conflicting flags: ${earlier.flag} and ${flagText} both set ${dotted} (to ${describeValue(earlier.value)} and ${describeValue(value)}); give only one`);
+    }
+    setBy.set(dotted, { flag: flagText, value });
+    setPath(draft, dotted.split('.'), value);
+  };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (!arg.startsWith('--') || arg.length === 2) {
@@ -555,9 +566,10 @@ export function applyOverrides(config: Config, args: readonly string[]): E.Eithe
       problems.push(`flag --${flag}: expected a value after it, got nothing`);
       continue;
     }
+    const flagText = `--${flag} ${text}`;
     if (flag === 'data') {
-      setPath(draft, ['data', 'source'], 'folder');
-      setPath(draft, ['data', 'path'], text);
+      set('data.source', 'folder', flagText);
+      set('data.path', text, flagText);
       continue;
     }
     const dotted = flagAliases[flag] ?? flag;
@@ -571,9 +583,57 @@ export function applyOverrides(config: Config, args: readonly string[]): E.Eithe
     // nullable text field. Every other field reads the text as JSON.
     const holdsText = typeof current.value === 'string' || current.value === null;
     const value = holdsText ? (text === 'null' && nullableTextFields.has(dotted) ? null : text) : parseFlagValue(text);
-    setPath(draft, path, value);
+    set(dotted, value, flagText);
   }
   const validated = validateConfig(draft);
   if (problems.length === 0) return validated;
   return E.left([...problems, ...(E.isLeft(validated) ? validated.left : [])]);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Resume: which config changes keep a run's meaning
+
+/**
+ * Fields a resumed run may change: its length (`--steps`; `--until` is not in the config), the logging,
+ * metrics, checkpoint and picture cadence, the backend and how the output directory is spelled. Anything else
+ * (seed, data, batch, model, loss, optimizer, EMA) would make the checkpoint's first steps and the rest two
+ * different runs.
+ */
+export const resumableFields: ReadonlySet<string> = new Set(['optim.steps', 'run.logEvery', 'run.metricsEvery', 'run.checkpointEvery', 'run.picturesEvery', 'run.backend', 'run.outDir']);
+
+/** Every leaf field whose value differs, as `[path, checkpoint value, new value]`. */
+export function configDifferences(before: Config, after: Config): { path: string; before: unknown; after: unknown }[] {
+  const out: { path: string; before: unknown; after: unknown }[] = [];
+  for (const p of leafPaths(before)) {
+    const keys = p.split('.');
+    const a = getPath(before, keys).value;
+    const b = getPath(after, keys).value;
+    if (JSON.stringify(a) !== JSON.stringify(b)) out.push({ path: p, before: a, after: b });
+  }
+  return out;
+}
+
+/** The presets whose model and views equal `config`'s, to name them when a resume mixes models. */
+function presetsWithModelOf(config: Config): PresetName[] {
+  return presetNames.filter((n) => JSON.stringify(presets[n].model) === JSON.stringify(config.model) && JSON.stringify(presets[n].views) === JSON.stringify(config.views));
+}
+
+/**
+ * Compares the config of a resumed run with its checkpoint's. Right: the accepted changes (`optim.steps: 6 → 12`),
+ * to record in the manifest's history. Left: one message listing every field that would change the run's meaning.
+ */
+export function compareResumeConfig(checkpoint: Config, now: Config): E.Either<string, string[]> {
+  const diffs = configDifferences(checkpoint, now);
+  const refused = diffs.filter((d) => !resumableFields.has(d.path));
+  const accepted = diffs.filter((d) => resumableFields.has(d.path) && d.path !== 'run.outDir');
+  if (refused.length === 0) return E.right(accepted.map((d) => `${d.path}: ${describeValue(d.before)} → ${describeValue(d.after)}`));
+  const lines = refused.map((d) => `${d.path}: ${describeValue(d.before)} in the checkpoint, ${describeValue(d.after)} now`);
+  if (refused.some((d) => d.path.startsWith('model.') || d.path.startsWith('views.'))) {
+    const name = (ns: PresetName[]): string => (ns.length === 0 ? 'no preset (a custom one)' : `preset ${ns.map((n) => `'${n}'`).join(' / ')}`);
+    lines.push(`the checkpoint's model and views are those of ${name(presetsWithModelOf(checkpoint))}; this command's are those of ${name(presetsWithModelOf(now))}`);
+  }
+  return E.left(
+    `the config differs from the checkpoint's in ${refused.length} field${refused.length === 1 ? '' : 's'} that change the run:\n  ${lines.join('\n  ')}\n` +
+      `resume with the flags the run was started with (only ${[...resumableFields].filter((f) => f !== 'run.outDir').join(', ')} and --until may change), or start a new run with another --out`,
+  );
 }

@@ -3,7 +3,8 @@
 // converters can load it. Our parameter trees already use torchvision's names under `student.encoder.`, so
 // the mapping is a prefix strip; BN running statistics come from the checkpoint's `bn.student.encoder.` group.
 import * as E from 'fp-ts/lib/Either.js';
-import { loadCheckpoint, tensorGroup } from './checkpoint.ts';
+import * as fs from 'node:fs';
+import { enclosingCheckpointDir, loadCheckpointOrSuggest, tensorGroup } from './checkpoint.ts';
 import { writeSafetensorsFile } from './safetensors.ts';
 import type { Logger } from './train.ts';
 
@@ -22,6 +23,24 @@ export function torchvisionBackbone(
   return out;
 }
 
+/**
+ * Where user output may go: never inside a checkpoint directory (it would corrupt or replace the checkpoint),
+ * never onto a directory, and onto an existing file only with `--force`. The write itself is atomic.
+ */
+export function checkOutputFile(to: string, force: boolean): E.Either<string, void> {
+  const inside = enclosingCheckpointDir(to);
+  if (inside !== undefined) return E.left(`--out ${to}: refusing to write inside the checkpoint ${inside}; choose a path outside it`);
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(to);
+  } catch {
+    st = undefined;
+  }
+  if (st?.isDirectory() === true) return E.left(`--out ${to}: that is a directory; give a file name (e.g. ${to.replace(/\/+$/, '')}/backbone.safetensors)`);
+  if (st !== undefined && !force) return E.left(`--out ${to}: the file exists; pass --force to replace it`);
+  return E.right(undefined);
+}
+
 export async function main(args: readonly string[], log: Logger): Promise<E.Either<string, void>> {
   const flag = (name: string): string | undefined => {
     const i = args.findIndex((a) => a === name || a.startsWith(`${name}=`));
@@ -29,8 +48,11 @@ export async function main(args: readonly string[], log: Logger): Promise<E.Eith
   };
   const from = flag('--checkpoint');
   const to = flag('--out');
-  if (from === undefined || to === undefined) return E.left('export needs --checkpoint <run or checkpoint dir> and --out <file.safetensors>');
-  const ck = loadCheckpoint(from);
+  const force = args.includes('--force');
+  if (from === undefined || to === undefined || to.startsWith('--') || from.startsWith('--')) return E.left('export needs --checkpoint <run or checkpoint dir> and --out <file.safetensors> [--force]');
+  const unsafe = checkOutputFile(to, force);
+  if (E.isLeft(unsafe)) return unsafe;
+  const ck = loadCheckpointOrSuggest(from);
   if (E.isLeft(ck)) return ck;
   const tensors = torchvisionBackbone(tensorGroup(ck.right.tensors, 'params'), tensorGroup(ck.right.tensors, 'bn'));
   const count = Object.keys(tensors).length;

@@ -12,8 +12,22 @@ import { describeOversize, describeTensor } from '../compiler/memplan.ts';
 import { bufferBytes } from '../compiler/schedule.ts';
 import { makeGraph } from '../compiler/ir.ts';
 import type { DeviceHandle } from '../compiler/runtime/device.ts';
-import { groupOf, loadCheckpoint, prefixTensors, saveCheckpoint, type CheckpointTensor, type TensorGroup } from './checkpoint.ts';
-import { peakLearningRate, type Config } from './config.ts';
+import { freeSpaceNote, makeDirectories, removeDirAtomic, writeFailure, writeFileAtomic } from './atomic.ts';
+import {
+  checkpointName,
+  enclosingCheckpointDir,
+  groupOf,
+  LATEST_FILE,
+  listCheckpoints,
+  loadNewestGoodCheckpoint,
+  nonFiniteValue,
+  prefixTensors,
+  saveCheckpoint,
+  type CheckpointTensor,
+  type HistoryEntry,
+  type TensorGroup,
+} from './checkpoint.ts';
+import { compareResumeConfig, peakLearningRate, type Config } from './config.ts';
 import { deadLeavesPool, DEADLEAVES_VERSION } from './data/deadleaves.ts';
 import { loadFashionMnist } from './data/fmnist.ts';
 import { openImageFolder } from './data/folder.ts';
@@ -42,11 +56,12 @@ export interface PretrainData {
 }
 
 /** Open the configured pretraining source; every problem (missing folder, no images, no dataset) is a Left. */
-export function openPretrainData(config: Config, log: Logger): E.Either<string, PretrainData> {
+export function openPretrainData(config: Config, log: Logger, maxImagePixels?: number): E.Either<string, PretrainData> {
   const { source, path: dir, poolSize } = config.data;
   if (source === 'folder') {
     if (dir === null) return E.left('data.source is "folder" but data.path is not set (use --data <dir>)');
-    const folder = openImageFolder(dir, log.warn);
+    // Every file is checked when the folder is indexed, so an unusable one never stops a run mid-way.
+    const folder = openImageFolder(dir, log.warn, { index: { maxPixels: maxImagePixels } });
     if (E.isLeft(folder)) return folder;
     return E.right({ size: folder.right.paths.length, description: `image folder ${dir} (${folder.right.paths.length} files)`, image: (i) => folder.right.load(i) });
   }
@@ -115,7 +130,7 @@ export interface Batch {
 }
 
 /** The per-step inputs of step `step`: a pure function of (config, step), which is what makes resume exact. */
-export function makeBatch(config: Config, step: TrainStep, data: PretrainData, sampler: ReturnType<typeof makeSampler>, stepIndex: number): Batch {
+export function makeBatch(config: Config, step: TrainStep, data: PretrainData, sampler: ReturnType<typeof makeSampler>, stepIndex: number): E.Either<string, Batch> {
   const N = config.optim.batchSize;
   const mc = multiCropOf(config);
   const views: View[][] = [];
@@ -127,7 +142,7 @@ export function makeBatch(config: Config, step: TrainStep, data: PretrainData, s
     // An undecodable file (warned once by the folder) is replaced by the next decodable one, deterministically.
     let img: O.Option<Image> = O.none;
     for (let k = 0; k < data.size && O.isNone(img); k++) img = data.image((pick.index + k) % data.size);
-    if (O.isNone(img)) throw new Error('no decodable image left in the dataset');
+    if (O.isNone(img)) return E.left(`step ${stepIndex}: no image of the dataset (${data.description}) decodes any more (each was named in a warning)`);
     views.push(sampleViews(img.value, config.seed, pick.epoch, pick.index, mc));
   }
   const C = config.views.channels;
@@ -150,7 +165,7 @@ export function makeBatch(config: Config, step: TrainStep, data: PretrainData, s
       config.loss.tPos,
     );
   }
-  return { inputs, views, epoch };
+  return E.right({ inputs, views, epoch });
 }
 
 // ---- state --------------------------------------------------------------------------------------------------
@@ -197,6 +212,10 @@ export interface PretrainOptions {
    * where the time goes and write `profile.json` in the run folder. Training itself is unchanged.
    */
   readonly profile?: boolean;
+  /** Start over in a directory that holds a run: delete its checkpoints, metrics and pictures first. */
+  readonly overwrite?: boolean;
+  /** The cap on decoded image pixels for folder data (default DEFAULT_MAX_IMAGE_PIXELS). */
+  readonly maxImagePixels?: number;
 }
 
 const fmtDuration = (s: number): string => (s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${s.toFixed(1)}s`);
@@ -212,45 +231,168 @@ function reportProfile(profiler: StepProfiler, stepDone: number, outDir: string,
   const total = p.rows.reduce((a, x) => a + x.ms, 0);
   const pct = (ms: number) => `${((100 * ms) / total).toFixed(1)}%`;
   const file = path.join(outDir, 'profile.json');
-  fs.writeFileSync(file, `${JSON.stringify({ step: stepDone, ...p }, null, 1)}\n`);
+  const wrote = writeFileAtomic(file, `${JSON.stringify({ step: stepDone, ...p }, null, 1)}\n`);
+  if (E.isLeft(wrote)) log.warn(`the profile was not saved: ${wrote.left}`);
   log.info(`profile of step ${stepDone} (synchronized after every kernel, the probe's ${p.syncMs.toFixed(3)} ms subtracted per launch): kernels ${total.toFixed(0)} ms of ${p.stepMs.toFixed(0)} ms; all ${p.rows.length} kernel kinds in ${file}`);
   log.info(`  by op: ${timeByOp(p).map(([op, ms]) => `${op} ${pct(ms)}`).join(', ')}`);
   for (const x of p.rows.slice(0, 10)) log.info(`  ${pct(x.ms).padStart(6)}  ${x.ms.toFixed(1).padStart(9)} ms  ×${x.launches} (slowest ${x.maxMs.toFixed(1)} ms)  ${x.kernel}`);
 }
+
+/** The files a run writes in its directory (besides `ckpt-*` and `latest`). */
+export const METRICS_FILE = 'metrics.jsonl';
+export const RUN_FILES = [METRICS_FILE, 'profile.json', 'pictures', 'clove-error.log'] as const;
+
+/**
+ * The output directory, checked before anything costly: it is created (one level at a time), must not lie inside
+ * a checkpoint, must take a probe file, and must not hold another run unless resuming it (or `overwrite`, which
+ * deletes that run's checkpoints, metrics and pictures first).
+ */
+export function prepareRunDir(outDir: string, resume: boolean, overwrite: boolean, log: Logger): E.Either<string, void> {
+  const inside = enclosingCheckpointDir(outDir);
+  if (inside !== undefined) return E.left(`--out ${outDir}: that is inside the checkpoint ${inside}; choose a run directory of its own`);
+  const made = makeDirectories(outDir);
+  if (E.isLeft(made)) return E.left(`--out ${outDir}: ${made.left}`);
+  const probe = path.join(outDir, `.clove-probe-${process.pid}`);
+  try {
+    fs.writeFileSync(probe, 'probe');
+    fs.rmSync(probe);
+  } catch (error) {
+    return E.left(`--out ${outDir}: the directory is not writable (${error instanceof Error ? error.message : String(error)})`);
+  }
+  if (resume) return E.right(undefined);
+  const listed = listCheckpoints(outDir);
+  if (E.isLeft(listed)) return listed;
+  const held = [...listed.right.map((c) => c.name), ...[LATEST_FILE, METRICS_FILE].filter((f) => fs.existsSync(path.join(outDir, f)))];
+  if (held.length === 0) return E.right(undefined);
+  if (!overwrite) {
+    const newest = listed.right[listed.right.length - 1];
+    return E.left(
+      `--out ${outDir} already holds a run (${newest === undefined ? held.join(', ') : `checkpoints up to step ${newest.step}`}): ` +
+        'add --resume to continue it, choose a new --out, or pass --overwrite to delete its checkpoints, metrics and pictures and start over',
+    );
+  }
+  for (const c of listed.right) {
+    const removed = removeDirAtomic(c.path);
+    if (E.isLeft(removed)) return E.left(`--overwrite: ${removed.left}`);
+  }
+  try {
+    const setAside = fs.readdirSync(outDir).filter((f) => /^unusable-ckpt-\d+$/.test(f));
+    for (const f of [LATEST_FILE, ...RUN_FILES, ...setAside]) fs.rmSync(path.join(outDir, f), { recursive: true, force: true });
+  } catch (error) {
+    return E.left(`--overwrite: cannot delete the previous run's files in ${outDir}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  log.info(`--overwrite: deleted the previous run in ${outDir} (${held.length} checkpoints and files)`);
+  return E.right(undefined);
+}
+
+/**
+ * Drops the metrics lines of steps after `step` (computed after the checkpoint a run resumes from, so they will
+ * be computed again) and any partial last line a killed writer left; atomically.
+ */
+export function truncateMetrics(outDir: string, step: number): E.Either<string, number> {
+  const file = path.join(outDir, METRICS_FILE);
+  if (!fs.existsSync(file)) return E.right(0);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    return E.left(`cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const lines = text.split('\n').filter((l) => l !== '');
+  const kept = lines.filter((l) => {
+    try {
+      const r = JSON.parse(l) as { step?: unknown };
+      return typeof r.step === 'number' && r.step <= step;
+    } catch {
+      return false;
+    }
+  });
+  if (kept.length === lines.length && (text === '' || text.endsWith('\n'))) return E.right(0);
+  const wrote = writeFileAtomic(file, kept.map((l) => `${l}\n`).join(''));
+  return E.isLeft(wrote) ? wrote : E.right(lines.length - kept.length);
+}
+
+const stoppedBeforeStart = (checkpoint: string, backend: string): E.Either<string, RunResult> =>
+  E.right({ steps: 0, firstLoss: NaN, lastLoss: NaN, objectiveStart: NaN, objectiveEnd: NaN, checkpoint, backend, interrupted: true });
 
 /** Pretrain: compile once, run `config.optim.steps` steps with the state on the device. */
 export async function pretrain(o: PretrainOptions): Promise<E.Either<string, RunResult>> {
   const { config, log } = o;
   const outDir = config.run.outDir;
   if (o.planOnly === true) return planStep(config, log);
-  const data = openPretrainData(config, log);
-  if (E.isLeft(data)) return data;
-  log.info(`data: ${data.right.description}`);
+  const stopped = (): boolean => o.stopRequested?.() === true;
+  // Building the data and compiling hold the event loop, so a signal's handler only runs once they return: a short
+  // timer lets the loop poll (and the handler acknowledge the signal) before each check.
+  const stoppedAtSafePoint = async (): Promise<boolean> => {
+    await new Promise<void>((resolve) => setTimeout(resolve, 20));
+    return stopped();
+  };
+  // Cheap checks first (the output directory, the step, the checkpoint and its config: seconds), then the data
+  // (minutes for a large pool), then the compile.
   const step = buildTrainStep(config, stepShapesOf(config));
   if (E.isLeft(step)) return E.left(`the config does not give a valid training step: ${step.left}`);
+  const dir = prepareRunDir(outDir, o.resume, o.overwrite === true, log);
+  if (E.isLeft(dir)) return dir;
   let startStep = 0;
   let state: Record<string, Float32Array>;
+  let resumedFrom = '';
+  let history: HistoryEntry[] = [];
   if (o.resume) {
-    const ck = loadCheckpoint(outDir);
-    if (E.isLeft(ck)) return E.left(`cannot resume from ${outDir}: ${ck.left}`);
+    const good = loadNewestGoodCheckpoint(outDir);
+    if (E.isLeft(good)) return E.left(`cannot resume from ${outDir}: ${good.left}`);
+    const ck = good.right.checkpoint;
+    const compared = compareResumeConfig(ck.config, config);
+    if (E.isLeft(compared)) return E.left(`cannot resume from ${ck.path}: ${compared.left}`);
+    for (const s of good.right.skipped) log.warn(`not resuming from ${s.path}: ${s.reason}`);
+    // Newer checkpoints that cannot be used are set aside (kept, renamed), so they neither count toward the
+    // number kept nor get named by `latest` again.
+    for (const s of good.right.skipped) {
+      const base = path.basename(path.resolve(s.path));
+      if (/^ckpt-\d+$/.test(base) && fs.existsSync(s.path)) {
+        const aside = path.join(path.dirname(path.resolve(s.path)), `unusable-${base}`);
+        try {
+          fs.rmSync(aside, { recursive: true, force: true });
+          fs.renameSync(s.path, aside);
+          log.warn(`moved the unusable ${s.path} to ${aside}`);
+        } catch (error) {
+          return E.left(`cannot set the unusable checkpoint ${s.path} aside: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      }
+    }
     state = {};
-    for (const [name, t] of Object.entries(ck.right.tensors)) {
+    for (const [name, t] of Object.entries(ck.tensors)) {
       const group = groupOf(name);
       if (group === undefined) return E.left(`checkpoint tensor '${name}' has no group`);
       state[name.slice(group.length + 1)] = t.data;
     }
-    startStep = ck.right.step;
-    log.info(`resuming from ${ck.right.path} at step ${startStep}`);
+    startStep = ck.step;
+    resumedFrom = ck.path;
+    history = [...(ck.history ?? [])];
+    if (compared.right.length > 0) {
+      history.push({ step: startStep, changes: compared.right });
+      log.info(`resuming with ${compared.right.join(', ')} (recorded in the manifest's history)`);
+    }
+    const dropped = truncateMetrics(outDir, startStep);
+    if (E.isLeft(dropped)) return dropped;
+    if (dropped.right > 0) log.info(`${METRICS_FILE}: dropped ${dropped.right} lines after step ${startStep} (they will be computed again)`);
+    log.info(`resuming from ${ck.path} at step ${startStep}${good.right.skipped.length > 0 ? ' (the newest usable checkpoint)' : ''}`);
   } else {
     const init = initTrainState(config, config.seed);
     if (E.isLeft(init)) return init;
     state = trainStateRecord(init.right);
   }
+  const until = Math.min(config.optim.steps, o.untilStep ?? config.optim.steps);
+  if (startStep >= until) return E.left(`nothing to do: the checkpoint is at step ${startStep} and the run has ${until} steps (raise --steps to extend it)`);
   for (const [name, shape] of Object.entries(step.right.state)) {
     const v = state[name];
     const n = shape.reduce((a, c) => a * c, 1);
     if (v === undefined || v.length !== n) return E.left(`state tensor '${name}' is ${v === undefined ? 'missing' : `of size ${v.length}`}, the step needs [${shape.join(',')}]`);
   }
+  if (stopped()) return stoppedBeforeStart(resumedFrom, 'none');
+  const data = openPretrainData(config, log, o.maxImagePixels);
+  if (E.isLeft(data)) return data;
+  log.info(`data: ${data.right.description}`);
+  if (await stoppedAtSafePoint()) return stoppedBeforeStart(resumedFrom, 'none');
   const t0 = performance.now();
   let lastPct = -1;
   const exe = await compile(makeGraph(step.right.outputs), {
@@ -272,7 +414,9 @@ export async function pretrain(o: PretrainOptions): Promise<E.Either<string, Run
       `memory plan: peak ${(mem.peakBytes / 2 ** 20).toFixed(1)} MiB (state ${(mem.inputBytes / 2 ** 20).toFixed(1)} MiB, no-reuse ${(mem.noReuseBytes / 2 ** 20).toFixed(1)} MiB)`,
   );
   try {
-    return await runLoop(o, exe.right, step.right, data.right, state, startStep);
+    // A signal during the compile is honoured here, before the first step (nothing new to save yet).
+    if (await stoppedAtSafePoint()) return stoppedBeforeStart(resumedFrom, exe.right.backend);
+    return await runLoop(o, exe.right, step.right, data.right, state, startStep, resumedFrom, history);
   } finally {
     await exe.right.dispose();
   }
@@ -296,11 +440,21 @@ function planStep(config: Config, log: Logger): E.Either<string, RunResult> {
   return E.right({ steps: 0, firstLoss: NaN, lastLoss: NaN, objectiveStart: NaN, objectiveEnd: NaN, checkpoint: '', backend: 'none (plan only)', interrupted: false });
 }
 
-async function runLoop(o: PretrainOptions, exe: Executable, step: TrainStep, data: PretrainData, init: Record<string, Float32Array>, startStep: number): Promise<E.Either<string, RunResult>> {
+async function runLoop(
+  o: PretrainOptions,
+  exe: Executable,
+  step: TrainStep,
+  data: PretrainData,
+  init: Record<string, Float32Array>,
+  startStep: number,
+  resumedFrom: string,
+  history: readonly HistoryEntry[],
+): Promise<E.Either<string, RunResult>> {
   const { config, log } = o;
   const outDir = config.run.outDir;
-  fs.mkdirSync(path.join(outDir, 'pictures'), { recursive: true });
-  const metricsFile = path.join(outDir, 'metrics.jsonl');
+  const madePictures = makeDirectories(path.join(outDir, 'pictures'));
+  if (E.isLeft(madePictures)) return madePictures;
+  const metricsFile = path.join(outDir, METRICS_FILE);
   const dev = exe.device;
   const handles: Record<string, DeviceHandle> = {};
   for (const name of Object.keys(step.state)) {
@@ -308,30 +462,43 @@ async function runLoop(o: PretrainOptions, exe: Executable, step: TrainStep, dat
     if (E.isLeft(h)) return h;
     handles[name] = h.right;
   }
+  const freeState = (): void => {
+    for (const h of Object.values(handles)) dev.free(h);
+  };
   const sampler = makeSampler(config.seed, data.size);
   const total = config.optim.steps;
   const until = Math.min(total, o.untilStep ?? total);
   const schedule = { peak: peakLearningRate(config.optim), warmupSteps: config.optim.warmupSteps, totalSteps: total };
-  const readScalar = async (h: DeviceHandle): Promise<number> => {
-    const r = await exe.read(h);
-    if (E.isLeft(r)) throw new Error(r.left);
-    return r.right[0];
-  };
-  const readState = async (): Promise<Record<string, CheckpointTensor>> => {
+  const readState = async (): Promise<E.Either<string, Record<string, CheckpointTensor>>> => {
     const tensors: Record<string, CheckpointTensor> = {};
     for (const [name, shape] of Object.entries(step.state)) {
       const r = await exe.read(handles[name]);
-      if (E.isLeft(r)) throw new Error(r.left);
+      if (E.isLeft(r)) return E.left(`reading state tensor '${name}' back from the device failed: ${r.left}`);
       Object.assign(tensors, prefixTensors(groupOfState(name), { [name]: { shape: [...shape], data: r.right } }));
     }
-    return tensors;
+    return E.right(tensors);
   };
-  let lastCheckpoint = '';
-  const checkpoint = async (stepDone: number, epoch: number): Promise<void> => {
-    const saved = saveCheckpoint(outDir, { step: stepDone, epoch, rngState: [config.seed, stepDone], config, backend: exe.backend, tensors: await readState() });
-    if (E.isLeft(saved)) throw new Error(`writing the checkpoint of step ${stepDone} failed: ${saved.left}`);
+  // "Last good" means written by this run or resumed from, loaded or checked finite: never a NaN state.
+  let lastCheckpoint = resumedFrom;
+  const lastGood = (): string => (lastCheckpoint === '' ? 'none written yet' : lastCheckpoint);
+  const checkpoint = async (stepDone: number, epoch: number): Promise<E.Either<string, void>> => {
+    const tensors = await readState();
+    if (E.isLeft(tensors)) return tensors;
+    // The state is read back anyway: a non-finite value anywhere means the run diverged, whatever the loss
+    // looked like on the last logged step, and such a state must never replace a good checkpoint.
+    const bad = nonFiniteValue(tensors.right);
+    if (bad !== undefined) {
+      return E.left(
+        `the training state became non-finite (${bad.value} in ${bad.name}) by step ${stepDone}; training stopped without writing that checkpoint. Last good checkpoint: ${lastGood()}`,
+      );
+    }
+    const saved = saveCheckpoint(outDir, { step: stepDone, epoch, rngState: [config.seed, stepDone], config, backend: exe.backend, tensors: tensors.right, history });
+    if (E.isLeft(saved)) {
+      return E.left(`writing the checkpoint of step ${stepDone} (${path.join(outDir, checkpointName(stepDone))}) failed: ${saved.left}${freeSpaceNote(outDir)}; last good checkpoint: ${lastGood()}`);
+    }
     lastCheckpoint = saved.right;
     log.info(`checkpoint: ${saved.right}`);
+    return E.right(undefined);
   };
   const pictures = (batch: Batch, attention: Float32Array | undefined, stepDone: number): void => {
     const mean = config.views.channels === 3 ? [0.485, 0.456, 0.406] : [0.449];
@@ -346,6 +513,7 @@ async function runLoop(o: PretrainOptions, exe: Executable, step: TrainStep, dat
     const matches = drawMatches(rgb(g0), rgb(g1), grid, grid, pairs);
     const wrote = writePng(path.join(outDir, 'pictures', `${tag}-matches.png`), matches);
     if (E.isRight(wrote)) files.push(`${tag}-matches.png`);
+    else log.warn(`picture not written: ${wrote.left}`);
     if (attention !== undefined) {
       const L = grid.rows * grid.cols;
       const cell = Math.floor(grid.rows / 2) * grid.cols + Math.floor(grid.cols / 2);
@@ -354,8 +522,9 @@ async function runLoop(o: PretrainOptions, exe: Executable, step: TrainStep, dat
       const img = stackImages([upscale(rgb(g0), Math.max(1, Math.round(heat.width / g0.size))), heat], 'horizontal');
       const w2 = writePng(path.join(outDir, 'pictures', `${tag}-attention.png`), img);
       if (E.isRight(w2)) files.push(`${tag}-attention.png`);
+      else log.warn(`picture not written: ${w2.left}`);
     }
-    log.info(`pictures: ${files.map((f) => path.join(outDir, 'pictures', f)).join(', ')}`);
+    if (files.length > 0) log.info(`pictures: ${files.map((f) => path.join(outDir, 'pictures', f)).join(', ')}`);
   };
 
   let firstLoss = NaN;
@@ -367,9 +536,15 @@ async function runLoop(o: PretrainOptions, exe: Executable, step: TrainStep, dat
   let timedSteps = 0;
   const profiler = o.profile === true ? new StepProfiler(exe) : null;
   if (profiler !== null && until - startStep < 3) log.warn(`--profile needs 3 steps of this run (it has ${until - startStep}): not profiling`);
+  let stepsDone = startStep;
   for (let t = startStep; t < until; t++) {
     const tStep = performance.now();
-    const batch = makeBatch(config, step, data, sampler, t);
+    const made = makeBatch(config, step, data, sampler, t);
+    if (E.isLeft(made)) {
+      freeState();
+      return E.left(`${made.left}; last good checkpoint: ${lastGood()}`);
+    }
+    const batch = made.right;
     epoch = batch.epoch;
     const lr = learningRateAt(t, schedule);
     const m = emaMomentumAt(t, config.ema.base, total);
@@ -380,15 +555,20 @@ async function runLoop(o: PretrainOptions, exe: Executable, step: TrainStep, dat
     const hook = warming ? profiler.warm : timing ? profiler.timed : undefined;
     const out = await exe.run({ ...handles, ...batch.inputs, [INPUT.learningRate]: new Float32Array([lr]), [INPUT.emaMomentum]: new Float32Array([m]) }, hook);
     if (timing) reportProfile(profiler, t + 1, outDir, log);
-    if (E.isLeft(out)) return E.left(`step ${t}: ${out.left}${lastCheckpoint === '' ? '' : `; last good checkpoint: ${lastCheckpoint}`}`);
+    if (E.isLeft(out)) return E.left(`step ${t}: ${out.left}; last good checkpoint: ${lastGood()}`);
     const stepDone = t + 1;
+    stepsDone = stepDone;
     const isLast = stepDone === until;
     const wantMetrics = stepDone % config.run.metricsEvery === 0 || stepDone % config.run.logEvery === 0 || isLast || t === startStep;
     const wantPictures = stepDone % config.run.picturesEvery === 0 || isLast;
     let metrics: Record<string, number> | undefined;
     if (wantMetrics) {
       metrics = {};
-      for (const name of METRIC_NAMES) metrics[name] = await readScalar(out.right[metricOutputName(name)]);
+      for (const name of METRIC_NAMES) {
+        const r = await exe.read(out.right[metricOutputName(name)]);
+        if (E.isLeft(r)) return E.left(`step ${stepDone}: reading the metric '${name}' failed: ${r.left}; last good checkpoint: ${lastGood()}`);
+        metrics[name] = r.right[0];
+      }
     }
     let attention: Float32Array | undefined;
     if (wantPictures) {
@@ -406,8 +586,8 @@ async function runLoop(o: PretrainOptions, exe: Executable, step: TrainStep, dat
     if (t > startStep) timedSteps++;
     if (metrics !== undefined) {
       if (!Number.isFinite(metrics.loss)) {
-        for (const h of Object.values(handles)) dev.free(h);
-        return E.left(`the loss became non-finite (${metrics.loss}) at step ${stepDone}; training stopped. Last good checkpoint: ${lastCheckpoint === '' ? 'none written yet' : lastCheckpoint}`);
+        freeState();
+        return E.left(`the loss became non-finite (${metrics.loss}) at step ${stepDone}; training stopped. Last good checkpoint: ${lastGood()}`);
       }
       if (Number.isNaN(firstLoss)) firstLoss = metrics.loss;
       lastLoss = metrics.loss;
@@ -417,7 +597,12 @@ async function runLoop(o: PretrainOptions, exe: Executable, step: TrainStep, dat
       const perStep = timedSteps > 0 ? elapsed / (stepDone - startStep) : stepMs / 1000;
       const ips = config.optim.batchSize / perStep;
       const record = { step: stepDone, ...metrics, objective, lr, emaMomentum: m, stepMs: Math.round(stepMs), imagesPerSec: Number(ips.toFixed(2)), backend: exe.backend, epoch };
-      fs.appendFileSync(metricsFile, `${JSON.stringify(record)}\n`);
+      try {
+        fs.appendFileSync(metricsFile, `${JSON.stringify(record)}\n`);
+      } catch (error) {
+        freeState();
+        return E.left(`${writeFailure(metricsFile, error)}; training stopped after step ${stepDone}. Last good checkpoint: ${lastGood()}`);
+      }
       if (stepDone % config.run.logEvery === 0 || isLast || t === startStep) {
         log.info(
           `step ${stepDone}/${total}  loss ${metrics.loss.toFixed(4)}  objective ${objective.toFixed(3)}  pos ${metrics.posCos.toFixed(3)}  neg ${metrics.negCos.toFixed(3)}  ` +
@@ -430,18 +615,24 @@ async function runLoop(o: PretrainOptions, exe: Executable, step: TrainStep, dat
     // (Ctrl-C) and I/O callbacks get to run.
     await new Promise<void>((resolve) => setImmediate(resolve));
     interrupted = o.stopRequested?.() === true;
-    if (stepDone % config.run.checkpointEvery === 0 || isLast || interrupted) await checkpoint(stepDone, epoch);
+    if (stepDone % config.run.checkpointEvery === 0 || isLast || interrupted) {
+      const saved = await checkpoint(stepDone, epoch);
+      if (E.isLeft(saved)) {
+        freeState();
+        return saved;
+      }
+    }
     if (interrupted) {
       log.info(`interrupted: stopped after step ${stepDone}; resume with --resume`);
       break;
     }
   }
-  for (const h of Object.values(handles)) dev.free(h);
-  if (lastCheckpoint === '' && startStep >= until) return E.left(`nothing to do: the checkpoint is at step ${startStep} and the run has ${until} steps`);
+  freeState();
+  if (startStep >= until) return E.left(`nothing to do: the checkpoint is at step ${startStep} and the run has ${until} steps`);
   const tenth = Math.max(1, Math.floor(objectives.length / 10));
   const mean = (xs: readonly number[]): number => (xs.length === 0 ? NaN : xs.reduce((a, c) => a + c, 0) / xs.length);
   return E.right({
-    steps: until - startStep,
+    steps: stepsDone - startStep,
     firstLoss,
     lastLoss,
     objectiveStart: mean(objectives.slice(0, tenth)),

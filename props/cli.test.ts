@@ -75,7 +75,7 @@ describe('clove pretrain (tiny preset, cpu backend)', () => {
     }
   });
 
-  test('Ctrl-C finishes the current step, writes a checkpoint and exits cleanly', async () => {
+  test('Ctrl-C finishes the current step, writes a checkpoint and exits 130', async () => {
     const dir = path.join(root, 'sigint');
     const child = spawn(process.execPath, ['bin/clove.mjs', 'pretrain', '--preset', 'tiny', '--backend', 'cpu', '--out', dir, '--optim.steps', '500'], {
       env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
@@ -88,7 +88,7 @@ describe('clove pretrain (tiny preset, cpu backend)', () => {
       });
       child.on('exit', (c) => resolve(c));
     });
-    assert.equal(code, 0, out);
+    assert.equal(code, 130, out);
     assert.match(out, /interrupted: stopped after step (\d+); resume with --resume/);
     const step = Number(/stopped after step (\d+)/.exec(out)?.[1]);
     assert.equal(fs.readFileSync(path.join(dir, 'latest'), 'utf8').trim(), `ckpt-${String(step).padStart(8, '0')}`);
@@ -128,15 +128,5 @@ describe('bad input gives a clear message and a non-zero exit', () => {
     assert.notEqual(r.code, 0);
     assert.match(r.err, /^clove: the config does not give a valid training step: /m);
   });
-
-  test('a non-finite loss stops training, naming the step, and keeps the last good checkpoint', () => {
-    const dir = path.join(root, 'nan');
-    const ok = clove('pretrain', '--preset', 'tiny', '--backend', 'cpu', '--out', dir, '--until', '3');
-    assert.equal(ok.code, 0, ok.err);
-    // Resume with an exploding learning rate: the parameters overflow and the loss becomes NaN.
-    const r = clove('pretrain', '--preset', 'tiny', '--backend', 'cpu', '--out', dir, '--resume', '--optim.name', 'sgd', '--optim.baseLr', '1e30');
-    assert.notEqual(r.code, 0);
-    assert.match(r.err, /non-finite \((NaN|-?Infinity)\) at step \d/);
-    assert.equal(fs.readFileSync(path.join(dir, 'latest'), 'utf8').trim(), 'ckpt-00000003');
-  });
+  // Non-finite losses and states: props/reliability.test.ts (item 1 of issue #12).
 });

@@ -9,6 +9,8 @@ import { property } from './prop.ts';
 import {
   applyOverrides,
   backendNames,
+  compareResumeConfig,
+  resumableFields,
   configCodec,
   dataSources,
   parseConfig,
@@ -275,4 +277,42 @@ test('config files: JSON errors and field errors name the file', () => {
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+// Issue #12, items 7 and 13: resumes that change a run's meaning, and two flags setting one field.
+test('two flags that set one field to different values are a conflict, in any spelling; the same value twice is not', () => {
+  const tiny = presets.tiny;
+  const conflict = applyOverrides(tiny, ['--steps', '5', '--optim.steps=7']);
+  assert.ok(E.isLeft(conflict) && conflict.left.some((m) => /conflicting flags: --steps 5 and --optim\.steps 7 both set optim\.steps/.test(m)), JSON.stringify(conflict));
+  const data = applyOverrides(tiny, ['--data', '/x', '--data.path', '/y']);
+  assert.ok(E.isLeft(data) && data.left.some((m) => m.includes('both set data.path')));
+  assert.ok(E.isRight(applyOverrides(tiny, ['--steps', '5', '--optim.steps', '5'])));
+});
+
+test('compareResumeConfig: every field outside the resumable set is refused and listed; resumable changes are returned', () => {
+  const base = presets.tiny;
+  property(
+    fc.property(fc.integer({ min: 7, max: 100 }), fc.integer({ min: 1, max: 9 }), fc.boolean(), fc.boolean(), (steps, every, seed, batch) => {
+      const now: Config = {
+        ...base,
+        seed: seed ? base.seed + 1 : base.seed,
+        optim: { ...base.optim, steps, batchSize: batch ? base.optim.batchSize + 1 : base.optim.batchSize },
+        run: { ...base.run, logEvery: every, outDir: 'elsewhere' },
+      };
+      const r = compareResumeConfig(base, now);
+      if (seed || batch) {
+        assert.ok(E.isLeft(r));
+        assert.equal(/seed: 0 in the checkpoint/.test(r.left), seed);
+        assert.equal(/optim\.batchSize: 2 in the checkpoint/.test(r.left), batch);
+        assert.doesNotMatch(r.left, /(optim\.steps|run\.logEvery|run\.outDir): \S+ in the checkpoint/);
+      } else {
+        assert.ok(E.isRight(r));
+        assert.deepEqual(r.right, [`optim.steps: 6 → ${steps}`, ...(every === 1 ? [] : [`run.logEvery: 1 → ${every}`])]);
+      }
+    }),
+    50,
+  );
+  assert.ok(resumableFields.has('optim.steps') && !resumableFields.has('seed'));
+  const model = compareResumeConfig(base, presets['cpu-small']);
+  assert.ok(E.isLeft(model) && /preset 'tiny'; this command's are those of preset 'cpu-small'/.test(model.left));
 });

@@ -11,7 +11,7 @@ import { gzipSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import { property } from './prop.ts';
 import { createRng, rngFromState } from '../clove/data/rng.ts';
-import { decodeImage, encodePng, type Image } from '../clove/data/image.ts';
+import { decodeImage, encodePng, probeImageSize, type Image } from '../clove/data/image.ts';
 import { DEADLEAVES_VERSION, deadLeavesPool, generateDeadLeaves } from '../clove/data/deadleaves.ts';
 import { type FashionMnist, fashionMnistAvailable, loadFashionMnist, parseIdxImages, parseIdxLabels } from '../clove/data/fmnist.ts';
 import { MOSAIC_SIZE, boxIou, fillHoles, generateMosaics, mosaicSplit, pretrainingMosaics, resizeCornersAligned } from '../clove/data/mosaic.ts';
@@ -350,6 +350,40 @@ test('folder: a missing folder, an empty one, or one without images is a Left', 
     writeFileSync(join(dir, 'readme.md'), '#');
     const onlyText = openImageFolder(dir, () => undefined);
     assert.ok(E.isLeft(onlyText) && /no \.png, \.jpg or \.jpeg/.test(onlyText.left));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// Issue #12, item 3: sizes come from the header, so unusable files are skipped before anything is decoded.
+test('probeImageSize reads PNG and JPEG headers; an indexed folder skips 1×1, over-cap and corrupt files, naming each', () => {
+  property(
+    fc.property(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 40 }), (w, h) => {
+      const png = encodePng({ width: w, height: h, channels: 3, data: new Uint8Array(w * h * 3) });
+      assert.deepEqual(probeImageSize(png, 'x.png'), E.right({ width: w, height: h }));
+      const jpg = new Uint8Array(jpeg.encode({ width: w, height: h, data: new Uint8Array(w * h * 4) }, 80).data);
+      assert.deepEqual(probeImageSize(jpg, 'x.jpg'), E.right({ width: w, height: h }));
+    }),
+    30,
+  );
+  const dir = scratch('indexed');
+  try {
+    const rgba = (w: number, h: number) => new Uint8Array(w * h * 4).fill(90);
+    writeFileSync(join(dir, 'ok.jpg'), jpeg.encode({ width: 8, height: 6, data: rgba(8, 6) }, 90).data);
+    writeFileSync(join(dir, 'dot.jpg'), jpeg.encode({ width: 1, height: 1, data: rgba(1, 1) }, 90).data);
+    writeFileSync(join(dir, 'big.png'), encodePng({ width: 30, height: 30, channels: 1, data: new Uint8Array(900) }));
+    writeFileSync(join(dir, 'junk.png'), 'junk');
+    const warnings: string[] = [];
+    const folder = openImageFolder(dir, (m) => warnings.push(m), { index: { maxPixels: 800 } });
+    assert.ok(E.isRight(folder), JSON.stringify(folder));
+    assert.deepEqual(folder.right.paths, [join(dir, 'ok.jpg')]);
+    assert.equal(warnings.length, 3, warnings.join('\n'));
+    assert.ok(warnings.some((m) => m.includes('big.png') && m.includes('over the cap')));
+    assert.ok(warnings.some((m) => m.includes('dot.jpg') && m.includes('too small')));
+    assert.ok(warnings.some((m) => m.includes('junk.png')));
+    rmSync(join(dir, 'ok.jpg'));
+    const none = openImageFolder(dir, () => undefined, { index: { maxPixels: 800 } });
+    assert.ok(E.isLeft(none) && none.left.includes('none of its 3 image files is usable'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -2,9 +2,9 @@
 // or decoded are skipped with one warning each (not per epoch) and counted.
 import * as E from 'fp-ts/lib/Either.js';
 import * as O from 'fp-ts/lib/Option.js';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeImage, type Image } from './image.ts';
+import { decodeImage, DEFAULT_MAX_IMAGE_PIXELS, probeImageSize, unusableSize, type Image } from './image.ts';
 
 const IMAGE_EXTENSION = /\.(png|jpe?g)$/i;
 
@@ -35,7 +35,28 @@ function listImages(dir: string, out: string[]): void {
   }
 }
 
-export function openImageFolder(root: string, warn: (message: string) => void): E.Either<string, ImageFolder> {
+export interface FolderOptions {
+  /**
+   * Check every file when the folder is opened, before any training: read its header and skip (one warning each,
+   * naming the file) files that are unreadable, not PNG/JPEG, smaller than 2×2 or over the pixel cap; then decode
+   * files in order until one decodes. Without it files are only looked at when loaded.
+   */
+  readonly index?: { readonly maxPixels?: number };
+}
+
+/** The first `bytes` bytes of a file (fewer if it is shorter). */
+function readHead(path: string, bytes: number): Uint8Array {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = new Uint8Array(bytes);
+    const n = readSync(fd, buf, 0, bytes, 0);
+    return buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function openImageFolder(root: string, warn: (message: string) => void, options: FolderOptions = {}): E.Either<string, ImageFolder> {
   try {
     if (!statSync(root).isDirectory()) return E.left(`${root}: not a directory`);
   } catch (err) {
@@ -50,6 +71,42 @@ export function openImageFolder(root: string, warn: (message: string) => void): 
   if (paths.length === 0) return E.left(`${root}: no .png, .jpg or .jpeg files in the folder or its subfolders`);
   paths.sort();
   const skipped = new Set<string>();
+  const maxPixels = options.index?.maxPixels ?? DEFAULT_MAX_IMAGE_PIXELS;
+  if (options.index !== undefined) {
+    const found = paths.length;
+    const usable = paths.filter((path) => {
+      let why: string | undefined;
+      try {
+        const size = probeImageSize(readHead(path, 1 << 16), path);
+        why = E.isLeft(size) ? size.left.slice(path.length + 2) : unusableSize(size.right.width, size.right.height, maxPixels);
+      } catch (err) {
+        why = `unreadable (${err instanceof Error ? err.message : String(err)})`;
+      }
+      if (why !== undefined) {
+        warn(`skipping ${path}: ${why}`);
+        skipped.add(path);
+      }
+      return why === undefined;
+    });
+    // Headers can be fine while the rest is not: make sure at least one file decodes before anything is built.
+    let decodable = false;
+    for (const path of usable) {
+      let decoded: E.Either<string, Image>;
+      try {
+        decoded = decodeImage(new Uint8Array(readFileSync(path)), path, maxPixels);
+      } catch (err) {
+        decoded = E.left(`${path}: unreadable (${err instanceof Error ? err.message : String(err)})`);
+      }
+      if (E.isRight(decoded)) {
+        decodable = true;
+        break;
+      }
+      warn(`skipping ${decoded.left}`);
+      skipped.add(path);
+    }
+    if (!decodable) return E.left(`${root}: none of its ${found} image files is usable (each is named in a warning above)`);
+    paths.splice(0, paths.length, ...usable.filter((p) => !skipped.has(p)));
+  }
 
   const load = (index: number): O.Option<Image> => {
     if (!(Number.isInteger(index) && index >= 0 && index < paths.length)) {
@@ -64,7 +121,7 @@ export function openImageFolder(root: string, warn: (message: string) => void): 
       skipped.add(path);
       return O.none;
     }
-    const decoded = decodeImage(bytes, path);
+    const decoded = decodeImage(bytes, path, maxPixels);
     if (E.isLeft(decoded)) {
       if (!skipped.has(path)) warn(`skipping ${decoded.left}`);
       skipped.add(path);

@@ -95,10 +95,64 @@ function decodeJpeg(bytes: Uint8Array, path: string): E.Either<string, Image> {
 }
 
 /**
+ * The default cap on decoded pixels (50 megapixels, ~200 MB while decoding): a small compressed file can
+ * declare a huge image (a decompression bomb), so sizes are read from the header and checked before decoding.
+ * `clove pretrain --max-image-pixels N` overrides it.
+ */
+export const DEFAULT_MAX_IMAGE_PIXELS = 50_000_000;
+
+/** Smallest usable side: view coordinates divide by W−1 and H−1. */
+export const MIN_IMAGE_SIDE = 2;
+
+/** Width and height from a PNG (IHDR) or JPEG (SOFn) header, without decoding; Left names the file. */
+export function probeImageSize(head: Uint8Array, pathForMessages: string): E.Either<string, { width: number; height: number }> {
+  if (isPng(head)) {
+    // Signature (8), IHDR length (4), 'IHDR' (4), width (4), height (4).
+    if (head.length < 24 || head[12] !== 0x49 || head[13] !== 0x48 || head[14] !== 0x44 || head[15] !== 0x52) {
+      return E.left(`${pathForMessages}: not a readable PNG (no IHDR header)`);
+    }
+    const dv = new DataView(head.buffer, head.byteOffset, head.byteLength);
+    return E.right({ width: dv.getUint32(16), height: dv.getUint32(20) });
+  }
+  if (isJpeg(head)) {
+    let pos = 2;
+    while (pos + 9 <= head.length) {
+      if (head[pos] !== 0xff) break;
+      const marker = head[pos + 1];
+      if (marker === 0xff) {
+        pos += 1;
+        continue;
+      }
+      const isFrameHeader = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+      if (isFrameHeader) return E.right({ height: (head[pos + 5] << 8) | head[pos + 6], width: (head[pos + 7] << 8) | head[pos + 8] });
+      if (marker === 0xda || marker === 0xd9) break;
+      pos += 2 + ((head[pos + 2] << 8) | head[pos + 3]);
+    }
+    return E.left(`${pathForMessages}: not a readable JPEG (no frame header in its first ${head.length} bytes)`);
+  }
+  const start = Array.from(head.subarray(0, 4), (v) => v.toString(16).padStart(2, '0')).join(' ');
+  return E.left(`${pathForMessages}: neither PNG nor JPEG (starts with [${start}])`);
+}
+
+/** Why an image of this size cannot be used (too small for view coordinates, or over the pixel cap), if it cannot. */
+export function unusableSize(width: number, height: number, maxPixels: number): string | undefined {
+  if (width < MIN_IMAGE_SIDE || height < MIN_IMAGE_SIDE) return `${width}×${height} is too small (views need at least ${MIN_IMAGE_SIDE}×${MIN_IMAGE_SIDE} pixels)`;
+  if (width * height > maxPixels) {
+    return `${width}×${height} = ${(width * height / 1e6).toFixed(1)} megapixels is over the cap of ${(maxPixels / 1e6).toFixed(1)} (a decompression bomb?; raise it with --max-image-pixels)`;
+  }
+  return undefined;
+}
+
+/**
  * Decode PNG or JPEG bytes (format from the signature, not the file name). Grey inputs give 1 channel, colour
  * inputs 3; an alpha channel is dropped (not composited), so transparent pixels keep their stored colour.
  */
-export function decodeImage(bytes: Uint8Array, pathForMessages: string): E.Either<string, Image> {
+export function decodeImage(bytes: Uint8Array, pathForMessages: string, maxPixels: number = DEFAULT_MAX_IMAGE_PIXELS): E.Either<string, Image> {
+  const size = probeImageSize(bytes.subarray(0, 1 << 16), pathForMessages);
+  if (E.isRight(size)) {
+    const why = unusableSize(size.right.width, size.right.height, maxPixels);
+    if (why !== undefined && size.right.width * size.right.height > maxPixels) return E.left(`${pathForMessages}: ${why}`);
+  }
   if (isPng(bytes)) return decodePng(bytes, pathForMessages);
   if (isJpeg(bytes)) return decodeJpeg(bytes, pathForMessages);
   const head = Array.from(bytes.subarray(0, 4), (v) => v.toString(16).padStart(2, '0')).join(' ');

@@ -3,7 +3,7 @@
 // Left with a message; clove/cli.ts prints it and exits non-zero.
 import * as E from 'fp-ts/lib/Either.js';
 import { writeFileAtomic } from '../atomic.ts';
-import { loadCheckpoint } from '../checkpoint.ts';
+import { enclosingCheckpointDir, loadCheckpointOrSuggest } from '../checkpoint.ts';
 import { FASHION_MNIST_DIR } from '../data/fmnist.ts';
 import { backendNames, type BackendName } from '../config.ts';
 import { DEFAULT_BATCH, DEFAULT_OTHER_INITS, evaluate, tierNames, type EvalLog, type EvalReport, type ResultRow, type Tier } from './run.ts';
@@ -148,7 +148,9 @@ export async function main(args: readonly string[], log: EvalLog): Promise<E.Eit
   const parsed = parseEvalArgs(args);
   if (E.isLeft(parsed)) return parsed;
   const a = parsed.right;
-  const checkpoint = loadCheckpoint(a.checkpoint);
+  const inside = a.out === undefined ? undefined : enclosingCheckpointDir(a.out);
+  if (inside !== undefined) return E.left(`--out ${a.out}: refusing to write inside the checkpoint ${inside}; choose a path outside it`);
+  const checkpoint = loadCheckpointOrSuggest(a.checkpoint);
   if (E.isLeft(checkpoint)) return E.left(`cannot load the checkpoint ${a.checkpoint}: ${checkpoint.left}`);
   // With --json, stdout carries only the JSON document, so progress goes to stderr.
   const progress: EvalLog = a.json ? { info: (l) => process.stderr.write(`${l}\n`), warn: (l) => process.stderr.write(`warning: ${l}\n`) } : log;
