@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as t from 'io-ts';
 import * as E from 'fp-ts/lib/Either.js';
+import { BACKEND_ORDER } from '../compiler/runtime/errors.ts';
 
 // ---------------------------------------------------------------------------------------------------------
 // Error reporting
@@ -193,7 +194,7 @@ export function strictObject<P extends PropsOf>(
 // The config codec
 
 export const dataSources = ['deadleaves', 'fmnist-mosaic', 'folder'] as const;
-export const backendNames = ['auto', 'webgpu', 'headlessgl', 'webasm', 'cpu'] as const;
+export const backendNames = ['auto', ...BACKEND_ORDER] as const;
 
 const dataCodec = strictObject(
   'the data section',

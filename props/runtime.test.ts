@@ -56,7 +56,7 @@ describe('backend choice', () => {
     const saved = process.env.CLOVE_TEST_BACKENDS;
     try {
       delete process.env.CLOVE_TEST_BACKENDS;
-      assert.deepEqual(testedBackends(), ['cpu', 'webasm', 'webgpu']);
+      assert.deepEqual(testedBackends(), ['webgpu', 'wasm', 'cpu', 'webasm']);
       process.env.CLOVE_TEST_BACKENDS = 'webgpu, cpu';
       assert.deepEqual(testedBackends(), ['webgpu', 'cpu']);
       process.env.CLOVE_TEST_BACKENDS = 'webgpu,cuda';

@@ -115,7 +115,7 @@ function weightGrad(node: Node<'conv2d'>, g: Node): Node {
  * (a, e) of the cotangent, laid out [groups, Co, N·Ho·Wo], with a strided window of x stored channels-last, so
  * the output channels of g are a dot's rows (register-tiled) and x's channels its contiguous columns. g's layout
  * is materialized once for all taps; the scheduler copies each tap's strided window of x into a buffer of its own
- * (reading it through index arithmetic made the products slower, FINDINGS.md (f)). The contraction over the batch
+ * (reading it through index arithmetic made the products slower, bench/FINDINGS.md (f)). The contraction over the batch
  * is split in P chunks (summed once at the end) like `weightGradByConv`.
  */
 export function weightGradByTaps(node: Node<'conv2d'>, g: Node): Node {

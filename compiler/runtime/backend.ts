@@ -1,20 +1,13 @@
-// Which gpu.js backends this process can use, and which one to run on. The probe is honest: WebGPU counts as
+// Which backends this process can use, and which one to run on. The probe is honest: WebGPU counts as
 // available only when an adapter actually answers (gpu.js's own `isWebGPUSupported` only checks navigator.gpu),
 // and an explicitly requested backend that is unavailable is an error value, never a silent fallback.
 import * as E from 'fp-ts/lib/Either.js';
 import { existsSync, readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { deviceError, type BackendName, type DeviceError } from './errors.ts';
+import { BACKEND_ORDER, deviceError, type BackendName, type DeviceError } from './errors.ts';
 import { gpujs, headlessGlLoadError, installWebGpuNavigator, requestWebGpuAdapter } from './gpujs.ts';
 
-export type { BackendName } from './errors.ts';
-
-/**
- * Preference order of `auto`: a GPU through gpu.js first, then our own WebAssembly back end (SIMD, all cores, one
- * shared memory), then gpu.js's reference CPU backends (plain JS, then its webasm, which copies every argument
- * into a per-kernel memory on each launch).
- */
-export const BACKEND_ORDER: ReadonlyArray<BackendName> = ['webgpu', 'headlessgl', 'wasm', 'cpu', 'webasm'];
+export { BACKEND_ORDER, type BackendName } from './errors.ts';
 
 export const isBackendName = (value: string): value is BackendName =>
   (BACKEND_ORDER as ReadonlyArray<string>).includes(value);

@@ -1,6 +1,12 @@
 // Typed failures of the device layer. Every value names the backend and, when one is involved, the kernel,
 // so a message read in a training log says what failed where without a stack trace.
-export type BackendName = 'webgpu' | 'headlessgl' | 'wasm' | 'webasm' | 'cpu';
+/**
+ * Every backend, once, in `auto`'s preference order: a GPU through gpu.js first, then our own WebAssembly back end
+ * (SIMD, all cores, one shared memory), then gpu.js's reference CPU backends (plain JS, then its webasm, which
+ * copies every argument into a per-kernel memory on each launch).
+ */
+export const BACKEND_ORDER = ['webgpu', 'headlessgl', 'wasm', 'cpu', 'webasm'] as const;
+export type BackendName = (typeof BACKEND_ORDER)[number];
 
 export type DeviceErrorKind =
   /** the device (WebGPU adapter/device) is gone; handles on it hold no data any more */

@@ -1,13 +1,13 @@
 // Measurements behind the runtime's kernel choices (results and reading in FINDINGS.md).
-// Run: XDG_RUNTIME_DIR=/tmp node --import tsx compiler/runtime/experiments.ts [a b c d e] [--backends cpu,webasm,webgpu]
+// Run: XDG_RUNTIME_DIR=/tmp node --import tsx bench/experiments.ts [a b c d e] [--backends cpu,webasm,webgpu]
 // (a) 512³ matmul: one output per thread vs Array(4) (4 outputs per thread) vs inner loop unrolled by 4 over a
 //     pre-transposed operand; (b) launch overhead; (c) freeing immutable pipeline outputs and whether memory comes
 //     back; (d) array inputs per kernel; (e) webasm threads under the async contract.
 import * as E from 'fp-ts/lib/Either.js';
-import { probeBackends } from './backend.ts';
-import { Device, FIXED_KERNEL_SETTINGS, type DeviceHandle, type DeviceKernel, type KernelSpec } from './device.ts';
-import { formatDeviceError, type BackendName, type DeviceError } from './errors.ts';
-import { gpujs, installWebGpuNavigator, type GpuJsBufferResult } from './gpujs.ts';
+import { probeBackends } from '../compiler/runtime/backend.ts';
+import { Device, FIXED_KERNEL_SETTINGS, type DeviceHandle, type DeviceKernel, type KernelSpec } from '../compiler/runtime/device.ts';
+import { formatDeviceError, type BackendName, type DeviceError } from '../compiler/runtime/errors.ts';
+import { gpujs, installWebGpuNavigator, type GpuJsBufferResult } from '../compiler/runtime/gpujs.ts';
 
 const args = process.argv.slice(2);
 const backendFlag = args.indexOf('--backends');
