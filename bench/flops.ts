@@ -3,6 +3,7 @@
 // counted (BN, ReLU, softmax and the optimizer are not). `graphFlops` counts the same quantity on a compiled
 // graph, which ties the model to what our programs actually contain.
 import { numel, type Graph } from '../compiler/ir.ts';
+import { flopsOf } from '../compiler/facts.ts';
 
 /** 2·N·Hout·Wout·Cout·Cin·Kh·Kw. */
 export const convFlops = (n: number, hOut: number, wOut: number, cOut: number, cIn: number, k: number): number => 2 * n * hOut * wOut * cOut * cIn * k * k;
@@ -159,16 +160,4 @@ export function microFlops(m: MicroSizes): Readonly<Record<'matmul' | 'convForwa
  * the op's definition, padding and dilation holes included). On a forward graph this equals the analytic
  * model; on a gradient graph it is what our lowering actually asks for.
  */
-export function graphFlops(graph: Graph): number {
-  let total = 0;
-  for (const n of graph.nodes) {
-    if (n.op === 'conv2d') {
-      const [, cg, kh, kw] = n.inputs[1].shape;
-      total += 2 * numel(n.shape) * cg * kh * kw;
-    } else if (n.op === 'dot') {
-      const a = n.inputs[0].shape;
-      total += 2 * numel(n.shape) * a[a.length - 1];
-    }
-  }
-  return total;
-}
+export const graphFlops = (graph: Graph): number => graph.nodes.reduce((total, n) => total + flopsOf(n), 0);

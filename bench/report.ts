@@ -1,6 +1,6 @@
 // The results of one bench run as data (the JSON), and the tables printed from it (Markdown, which reads fine
 // in a terminal too). Pure: formatting never measures anything.
-import { timeByOp, type StepProfile } from '../compiler/profile.ts';
+import { contractionShare, timeByOp, type KernelProfileRow, type StepProfile } from '../compiler/profile.ts';
 import { GFLOPS, type Timing } from './timing.ts';
 
 export type RowStatus = 'ok' | 'failed' | 'skipped';
@@ -134,13 +134,19 @@ export function profileTable(r: Row, top = 20): string {
   const total = p.rows.reduce((a, x) => a + x.ms, 0);
   const share = (ms: number) => `${((100 * ms) / total).toFixed(1)}%`;
   const ops = timeByOp(p).map(([op, ms]) => `${op} ${fmt(ms)} ms (${share(ms)})`);
+  const c = contractionShare(p);
+  const rate = (x: KernelProfileRow) => (x.flops > 0 && x.ms > 0 ? fmt(x.flops / x.ms / 1e6) : '');
   return [
     `#### Profile: ${rowLabel(r)}, one step synchronized after every kernel`,
     '',
     `- ${fmt(p.stepMs)} ms for the step with its probes; kernels ${fmt(total)} ms after subtracting the probe's ${fmt(p.syncMs)} ms per launch`,
+    `- contractions (dot, conv2d): ${fmt(c.contractionMs)} ms (${share(c.contractionMs)}) at ${fmt(c.gflops)} GFLOP/s; outside them ${fmt(c.otherMs)} ms (${share(c.otherMs)})`,
     `- by op: ${ops.join(', ')}`,
     '',
-    table(['kernel (op, output shape)', 'launches', 'ms', 'share', 'slowest launch ms'], p.rows.slice(0, top).map((x) => [x.kernel, String(x.launches), fmt(x.ms), share(x.ms), fmt(x.maxMs)])),
+    table(
+      ['kernel (op, output shape)', 'launches', 'ms', 'share', 'GFLOP/s', 'slowest launch ms'],
+      p.rows.slice(0, top).map((x) => [x.kernel, String(x.launches), fmt(x.ms), share(x.ms), rate(x), fmt(x.maxMs)]),
+    ),
   ].join('\n');
 }
 

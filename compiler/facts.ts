@@ -8,6 +8,9 @@ import { registry } from './registry.ts';
 export const primOf = (n: Node): Prim<PrimName> => registry[n.op as PrimName] as Prim<PrimName>;
 export const kindOf = (n: Node): PrimKind => primOf(n).kind;
 
+/** 2 FLOP per multiply-add of a contraction; other ops count 0 in the FLOP model. */
+export const flopsOf = (n: Node): number => 2 * (primOf(n).multiplyAdds?.(n) ?? 0);
+
 /** Ops that own loops: they always get a kernel of their own. */
 export const ownsLoops = (n: Node): boolean => ['reduction', 'contraction', 'window', 'selection'].includes(kindOf(n));
 

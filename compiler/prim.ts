@@ -43,6 +43,11 @@ export interface Prim<Op extends PrimName> {
   readonly introducesValues?: boolean;
   /** binary: f(a, c) = f(c, a) for every value. */
   readonly commutative?: boolean;
+  /**
+   * contraction: multiply-adds of one evaluation, as the op is defined (padding and dilation holes included), the
+   * unit of the FLOP model the benchmarks and profiles divide by.
+   */
+  readonly multiplyAdds?: (node: Node<Op>) => number;
   /** Shape and dtype of the output, or a message saying what is wrong (the op name is added by the caller). */
   readonly shape: (params: PrimParams[Op], inputs: readonly ShapeInfo[]) => ShapeResult;
   /**

@@ -3,6 +3,7 @@
 // `npm run bench -- step --profile` and `clove pretrain --profile`.
 import * as E from 'fp-ts/lib/Either.js';
 import type { Executable } from './compile.ts';
+import { flopsOf } from './facts.ts';
 import { showShape } from './ir.ts';
 import type { DeviceHandle } from './runtime/device.ts';
 
@@ -14,6 +15,8 @@ export interface KernelProfileRow {
   readonly ms: number;
   /** The slowest single launch: a stall (a driver compiling, a collection) shows here. */
   readonly maxMs: number;
+  /** FLOPs of all its launches in the FLOP model (contractions only; 0 for every other op). */
+  readonly flops: number;
 }
 
 export interface StepProfile {
@@ -33,7 +36,7 @@ export type AfterLaunch = (kernel: number, output: DeviceHandle) => Promise<void
  * profile, or the first probe failure.
  */
 export class StepProfiler {
-  private readonly kinds = new Map<string, { op: string; launches: number; ms: number; maxMs: number }>();
+  private readonly kinds = new Map<string, Omit<KernelProfileRow, 'kernel'>>();
   private failure: string | null = null;
   private syncMs = 0;
   private start = 0;
@@ -68,9 +71,9 @@ export class StepProfiler {
     await this.sync(output);
     const now = performance.now();
     const kind = `${kp.root.op} ${showShape(kp.root.shape)}${kp.tile === null ? '' : ' tiled'}`;
-    const row = this.kinds.get(kind) ?? { op: kp.root.op, launches: 0, ms: 0, maxMs: 0 };
+    const row = this.kinds.get(kind) ?? { op: kp.root.op, launches: 0, ms: 0, maxMs: 0, flops: 0 };
     const ms = Math.max(0, now - this.last - this.syncMs);
-    this.kinds.set(kind, { op: row.op, launches: row.launches + 1, ms: row.ms + ms, maxMs: Math.max(row.maxMs, ms) });
+    this.kinds.set(kind, { op: row.op, launches: row.launches + 1, ms: row.ms + ms, maxMs: Math.max(row.maxMs, ms), flops: row.flops + flopsOf(kp.root) });
     this.last = now;
   };
 
@@ -84,6 +87,15 @@ export class StepProfiler {
     const done = await this.exe.synchronize(output);
     if (E.isLeft(done)) this.failure ??= done.left;
   }
+}
+
+/** Time and FLOP rate of the contraction kernels (dot, conv2d), and the time spent outside them. */
+export function contractionShare(p: StepProfile): { readonly contractionMs: number; readonly gflops: number; readonly otherMs: number } {
+  const contraction = p.rows.filter((x) => x.flops > 0);
+  const contractionMs = contraction.reduce((a, x) => a + x.ms, 0);
+  const flops = contraction.reduce((a, x) => a + x.flops, 0);
+  const otherMs = p.rows.reduce((a, x) => a + x.ms, 0) - contractionMs;
+  return { contractionMs, gflops: contractionMs > 0 ? flops / contractionMs / 1e6 : 0, otherMs };
 }
 
 /** Milliseconds per op, costliest first. */

@@ -250,9 +250,12 @@ test('--profile: one synchronized tiny W1 step accounts for every kernel launch,
   assert.equal(p.rows.reduce((a, x) => a + x.launches, 0), r.kernels, 'every launch of the step is in one row');
   assert.ok(p.rows.every((x) => x.ms >= 0) && p.rows.some((x) => x.ms > 0) && p.syncMs >= 0);
   assert.ok(p.rows.some((x) => x.op === 'conv2d' && x.kernel.startsWith('conv2d [')));
+  const step = buildW1Step(s).graph;
+  assert.equal(p.rows.reduce((a, x) => a + x.flops, 0), graphFlops(step), 'every contraction FLOP of the step is in a row');
   assert.equal(r.liveHandlesAfter, r.liveHandlesBefore, 'profiling leaks no buffer');
   const row: Row = { workload: 'W1', title: 'W1', flops: 1, system: 'ours', backend: 'cpu', status: 'ok', timing: r.timing, losses: r.losses, profile: p, notes: [] };
   const md = markdown({ kind: 'step', date: 'd', command: 'c', node: 'v', cpus: 2, loadStart: '1 1 1', loadEnd: '1 1 1', backends: [], rows: [row], notes: [], totalSeconds: 1 });
   assert.match(md, /#### Profile: ours \(cpu\)/);
   assert.match(md, /\| conv2d \[/);
+  assert.match(md, /- contractions \(dot, conv2d\): [\d.]+ ms \([\d.]+%\) at [\d.]+ GFLOP\/s; outside them/);
 });

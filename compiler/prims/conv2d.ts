@@ -21,6 +21,10 @@ export const conv2d: Prim<'conv2d'> = {
   name: 'conv2d',
   arity: 2,
   kind: 'contraction',
+  multiplyAdds: (node) => {
+    const [, cg, kh, kw] = node.inputs[1].shape;
+    return numel(node.shape) * cg * kh * kw;
+  },
   shape: (p, [x, w]) => {
     const shapes = `(input ${showShape(x.shape)}, weight ${showShape(w.shape)})`;
     if (x.shape.length !== 4 || w.shape.length !== 4) return fail(`expects NCHW input and OIHW weight ${shapes}`);

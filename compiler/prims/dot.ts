@@ -11,6 +11,7 @@ export const dot: Prim<'dot'> = {
   name: 'dot',
   arity: 2,
   kind: 'contraction',
+  multiplyAdds: (node) => numel(node.shape) * node.inputs[0].shape[node.inputs[0].shape.length - 1],
   shape: (_p, [a, c]) => {
     const r = a.shape.length;
     const msg = `cannot multiply ${showShape(a.shape)} by ${showShape(c.shape)}`;
