@@ -140,7 +140,7 @@ export function profileTable(r: Row, top = 20): string {
     `#### Profile: ${rowLabel(r)}, one step synchronized after every kernel`,
     '',
     `- ${fmt(p.stepMs)} ms for the step with its probes; kernels ${fmt(total)} ms after subtracting the probe's ${fmt(p.syncMs)} ms per launch`,
-    `- contractions (dot, conv2d): ${fmt(c.contractionMs)} ms (${share(c.contractionMs)}) at ${fmt(c.gflops)} GFLOP/s; outside them ${fmt(c.otherMs)} ms (${share(c.otherMs)})`,
+    `- contractions: ${fmt(c.contractionMs)} ms (${share(c.contractionMs)}) at ${fmt(c.gflops)} GFLOP/s; outside them ${fmt(c.otherMs)} ms (${share(c.otherMs)})`,
     `- by op: ${ops.join(', ')}`,
     '',
     table(

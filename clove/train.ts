@@ -235,7 +235,7 @@ function reportProfile(profiler: StepProfiler, stepDone: number, outDir: string,
   if (E.isLeft(wrote)) log.warn(`the profile was not saved: ${wrote.left}`);
   log.info(`profile of step ${stepDone} (synchronized after every kernel, the probe's ${p.syncMs.toFixed(3)} ms subtracted per launch): kernels ${total.toFixed(0)} ms of ${p.stepMs.toFixed(0)} ms; all ${p.rows.length} kernel kinds in ${file}`);
   const c = contractionShare(p);
-  log.info(`  contractions (dot, conv2d) ${pct(c.contractionMs)} at ${c.gflops.toFixed(1)} GFLOP/s, the rest ${pct(c.otherMs)}`);
+  log.info(`  contractions ${pct(c.contractionMs)} at ${c.gflops.toFixed(1)} GFLOP/s, the rest ${pct(c.otherMs)}`);
   log.info(`  by op: ${timeByOp(p).map(([op, ms]) => `${op} ${pct(ms)}`).join(', ')}`);
   for (const x of p.rows.slice(0, 10)) log.info(`  ${pct(x.ms).padStart(6)}  ${x.ms.toFixed(1).padStart(9)} ms  ×${x.launches} (slowest ${x.maxMs.toFixed(1)} ms)  ${x.kernel}`);
 }

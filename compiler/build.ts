@@ -1,7 +1,7 @@
 // Node-level constructors: one per primitive, plus the few helpers that VJP rules need (broadcast/unbroadcast).
 // These work on raw nodes with exact shapes; the user-facing, rank-typed and broadcasting API is `dsl/`.
 import { intern, sameShape, type DType, type Node, type Shape, type ShapeInfo, type ShapeResult } from './ir.ts';
-import type { Pair, PrimName, PrimParams } from './params.ts';
+import type { ConvParams, Pair, PrimName, PrimParams } from './params.ts';
 import { registry } from './registry.ts';
 
 export function mk<Op extends PrimName>(op: Op, params: PrimParams[Op], inputs: readonly Node[]): Node<Op> {
@@ -68,6 +68,7 @@ export const concat = (xs: readonly Node[], axis: number) => mk('concat', { axis
 export const dot = (a: Node, b: Node) => mk('dot', none, [a, b]);
 export const conv2d = (x: Node, w: Node, o: { stride?: Pair; padding?: Pair; dilation?: Pair; groups?: number } = {}) =>
   mk('conv2d', { stride: o.stride ?? [1, 1], padding: o.padding ?? [0, 0], dilation: o.dilation ?? [1, 1], groups: o.groups ?? 1 }, [x, w]);
+export const convWeightGrad = (x: Node, g: Node, p: ConvParams, kernel: Pair) => mk('convWeightGrad', { ...p, kernel }, [x, g]);
 export const pool2d = (x: Node, mode: 'max' | 'avg', kernel: Pair, stride: Pair, padding: Pair) =>
   mk('pool2d', { mode, kernel, stride, padding }, [x]);
 

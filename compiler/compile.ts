@@ -53,7 +53,7 @@ export function plan(graph: Graph, limits: { maxBufferBytes: number } = { maxBuf
   // An output that is (or simplifies to) a bound leaf gets its own copy, so the caller never receives its own
   // buffer back; so does one whose kernel is worth register-tiling, so the caller reads the plain layout.
   // Outputs that are the same node share one handle.
-  const optimized = splitReductions(target.rewrite(optimize(graph)));
+  const optimized = splitReductions(target.rewrite(optimize(target.chooseAlgorithms(graph))));
   const copied = (n: Node): boolean => n.op === 'param' || n.op === 'input' || target.tileAxis(n) !== null;
   const g = makeGraph(Object.fromEntries(Object.entries(optimized.outputs).map(([k, n]) => [k, copied(n) ? stopGradient(n) : n])));
   const { kernels } = schedule(g, target);

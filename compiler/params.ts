@@ -5,6 +5,13 @@ import type { DType, Shape } from './ir.ts';
 type NoParams = Record<string, never>;
 export type Pair = readonly [number, number];
 
+export interface ConvParams {
+  readonly stride: Pair;
+  readonly padding: Pair;
+  readonly dilation: Pair;
+  readonly groups: number;
+}
+
 export interface PrimParams {
   // leaves
   param: { readonly name: string; readonly shape: Shape; readonly dtype: DType };
@@ -49,7 +56,9 @@ export interface PrimParams {
   concat: { readonly axis: number };
   // contractions
   dot: NoParams;
-  conv2d: { readonly stride: Pair; readonly padding: Pair; readonly dilation: Pair; readonly groups: number };
+  conv2d: ConvParams;
+  /** conv2d's weight gradient: the forward conv's parameters and its kernel size. */
+  convWeightGrad: ConvParams & { readonly kernel: Pair };
   pool2d: { readonly mode: 'max' | 'avg'; readonly kernel: Pair; readonly stride: Pair; readonly padding: Pair };
   // indexing
   gather: { readonly axis: number };

@@ -89,7 +89,7 @@ export class StepProfiler {
   }
 }
 
-/** Time and FLOP rate of the contraction kernels (dot, conv2d), and the time spent outside them. */
+/** Time and FLOP rate of the contraction kernels (dot, conv2d, its weight gradient), and the time spent outside them. */
 export function contractionShare(p: StepProfile): { readonly contractionMs: number; readonly gflops: number; readonly otherMs: number } {
   const contraction = p.rows.filter((x) => x.flops > 0);
   const contractionMs = contraction.reduce((a, x) => a + x.ms, 0);

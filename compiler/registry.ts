@@ -8,6 +8,7 @@ import { cast } from './prims/cast.ts';
 import { concat } from './prims/concat.ts';
 import { constPrim } from './prims/const.ts';
 import { conv2d } from './prims/conv2d.ts';
+import { convWeightGrad } from './prims/convWeightGrad.ts';
 import { div } from './prims/div.ts';
 import { dot } from './prims/dot.ts';
 import { eq } from './prims/eq.ts';
@@ -53,7 +54,7 @@ export const registry: Registry = {
   lt, le, eq, ne, where,
   sum, reduceMax,
   reshape, permute, expand, pad, slice, flip, concat,
-  dot, conv2d, pool2d,
+  dot, conv2d, convWeightGrad, pool2d,
   gather, topk,
   stopGradient, cast,
 };

@@ -1,5 +1,5 @@
-// The compiler's seam between target-neutral passes and what a target decides: how many buffers a kernel may
-// read, which kernels it register-tiles, which operands its contraction kernels need as plain buffers, and which
+// The compiler's seam between target-neutral passes and what a target decides: which algorithm computes a
+// conv's weight gradient, how many buffers a kernel may read, which kernels it register-tiles, which operands its contraction kernels need as plain buffers, and which
 // tensors it cannot hold. `plan(graph, { target })` asks these instead of reading constants.
 import type { Graph, Node } from './ir.ts';
 import type { KernelPlan } from './schedule.ts';
@@ -17,6 +17,11 @@ export interface ScheduleTarget {
 
 export interface Target extends ScheduleTarget {
   readonly name: 'gpujs' | 'wasm';
+  /**
+   * Expands the primitives whose algorithm is this target's choice (conv2d's weight gradient) into the kernels it
+   * runs best, before the graph is optimized.
+   */
+  chooseAlgorithms(graph: Graph): Graph;
   /** Graph rewrites this target's kernels want before scheduling (e.g. explicit convolution padding). */
   rewrite(graph: Graph): Graph;
   /** Tensors this target cannot hold or index, given the device's largest buffer. */

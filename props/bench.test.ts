@@ -257,5 +257,5 @@ test('--profile: one synchronized tiny W1 step accounts for every kernel launch,
   const md = markdown({ kind: 'step', date: 'd', command: 'c', node: 'v', cpus: 2, loadStart: '1 1 1', loadEnd: '1 1 1', backends: [], rows: [row], notes: [], totalSeconds: 1 });
   assert.match(md, /#### Profile: ours \(cpu\)/);
   assert.match(md, /\| conv2d \[/);
-  assert.match(md, /- contractions \(dot, conv2d\): [\d.]+ ms \([\d.]+%\) at [\d.]+ GFLOP\/s; outside them/);
+  assert.match(md, /- contractions: [\d.]+ ms \([\d.]+%\) at [\d.]+ GFLOP\/s; outside them/);
 });

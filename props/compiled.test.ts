@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { vjp } from '../compiler/autodiff.ts';
 import { dispatchOf } from '../compiler/targets/gpujs/dispatch.ts';
 import * as b from '../compiler/build.ts';
-import { weightGradByConv, weightGradByTaps } from '../compiler/prims/conv2d.ts';
+import { weightGradByConv, weightGradByTaps } from '../compiler/passes/convWeightGrad.ts';
 import { gpujsTileAxis as tileAxisOf } from '../compiler/targets/gpujs/target.ts';
 import { makeGraph, type Node } from '../compiler/ir.ts';
 import { interpret } from '../compiler/interp/interpret.ts';
@@ -29,21 +29,28 @@ function close(got: Float32Array, want: ArrayLike<number>, what: string): void {
   }
 }
 
-// The two forms of a convolution's weight gradient (the per-tap products serve large convolutions only, so the
-// primitive tests above never reach them) agree in float64 on random strides, paddings, dilations and groups.
-test('conv weight gradient: the per-tap products equal the convolution form', async () => {
+// The algorithms a target may choose for a convolution's weight gradient (per-tap products and the convolution
+// form, each with a random batch split and concat width) equal the primitive's definition in float64, on random
+// strides, paddings, dilations and groups. The compiled tests below run each target's own choice.
+test('conv weight gradient: the per-tap products and the convolution form equal the primitive', async () => {
   await property(
-    fc.asyncProperty(generators.conv2d as fc.Arbitrary<Case<'conv2d'>>, fc.integer({ min: 1, max: 2 ** 31 - 1 }), async (c, seed) => {
-      const { node } = buildCase(c);
-      const conv = node as Node<'conv2d'>;
-      const g = b.input('g', conv.shape);
-      const rand = prng(seed);
-      const bindings: Record<string, Float32Array> = { g: Float32Array.from(drawValues({ shape: conv.shape, dtype: 'f32', values: 'smooth' }, rand)) };
-      c.operands.forEach((o, i) => (bindings[`x${i}`] = Float32Array.from(drawValues(o, rand))));
-      const out = interpret(makeGraph({ taps: weightGradByTaps(conv, g), conv: weightGradByConv(conv, g) }), bindings, 'f64');
-      if (E.isLeft(out)) throw new Error(out.left);
-      out.right.taps.data.forEach((v, i) => assert.ok(Math.abs(v - out.right.conv.data[i]) <= 1e-9 * Math.max(1, Math.abs(v)), `${JSON.stringify(c)}[${i}]: ${v} vs ${out.right.conv.data[i]}`));
-    }),
+    fc.asyncProperty(
+      generators.convWeightGrad as fc.Arbitrary<Case<'convWeightGrad'>>,
+      fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+      fc.integer({ min: 1, max: 64 }),
+      fc.integer({ min: 2, max: 6 }),
+      async (c, seed, maxLoop, maxKernelInputs) => {
+        const node = buildCase(c).node as Node<'convWeightGrad'>;
+        const rand = prng(seed);
+        const bindings: Record<string, Float32Array> = {};
+        c.operands.forEach((o, i) => (bindings[`x${i}`] = Float32Array.from(drawValues(o, rand))));
+        const forms = { prim: node, taps: weightGradByTaps(node, { maxLoop, maxKernelInputs }), conv: weightGradByConv(node, maxLoop) };
+        const out = interpret(makeGraph(forms), bindings, 'f64');
+        if (E.isLeft(out)) throw new Error(out.left);
+        for (const form of ['taps', 'conv'] as const)
+          out.right.prim.data.forEach((v, i) => assert.ok(Math.abs(v - out.right[form].data[i]) <= 1e-9 * Math.max(1, Math.abs(v)), `${form} ${JSON.stringify(c)}[${i}]: ${out.right[form].data[i]} vs ${v}`));
+      },
+    ),
     60,
   );
 });
@@ -114,7 +121,8 @@ for (const backend of testedBackends()) {
       const w = b.input('w', [32, 8, 3, 3]);
       const conv = b.conv2d(x, w, { padding: [1, 1], stride: [2, 2], groups: 2 }) as Node<'conv2d'>;
       const g = b.input('g', conv.shape);
-      const outputs = { dw: weightGradByTaps(conv, g) };
+      const dw = b.convWeightGrad(x, g, conv.params, [3, 3]) as Node<'convWeightGrad'>;
+      const outputs = { dw: weightGradByTaps(dw, { maxLoop: 4096, maxKernelInputs: 6 }) };
       const bindings = Object.fromEntries(
         [x, w, g].map((leaf) => [(leaf.params as { name: string }).name, Float32Array.from(drawValues({ shape: leaf.shape, dtype: 'f32', values: 'smooth' }, rand))]),
       );

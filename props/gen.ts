@@ -33,6 +33,23 @@ const f32 = (shape: Shape, values: Values = 'smooth'): Operand => ({ shape, dtyp
 const subsetOf = (n: number) => fc.subarray([...Array(n).keys()]);
 const permutationOf = (n: number) => fc.shuffledSubarray([...Array(n).keys()], { minLength: n, maxLength: n });
 
+/** A convolution's sizes and parameters whose window fits its padded input (conv2d and its weight gradient). */
+const convCase = fc
+  .record({
+    n: fc.integer({ min: 1, max: 2 }),
+    groups: fc.integer({ min: 1, max: 2 }),
+    cg: fc.integer({ min: 1, max: 3 }),
+    og: fc.integer({ min: 1, max: 2 }),
+    h: fc.integer({ min: 3, max: 7 }),
+    w: fc.integer({ min: 3, max: 7 }),
+    kh: fc.integer({ min: 1, max: 3 }),
+    kw: fc.integer({ min: 1, max: 3 }),
+    stride: fc.tuple(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 })),
+    padding: fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 2 })),
+    dilation: fc.tuple(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 })),
+  })
+  .filter((c) => windowOut(c.h, c.kh, c.stride[0], c.padding[0], c.dilation[0]) >= 1 && windowOut(c.w, c.kw, c.stride[1], c.padding[1], c.dilation[1]) >= 1);
+
 const unary = <Op extends PrimName>(op: Op, values: Values = 'smooth') =>
   shapeOf(0, 4).map((s): Case<Op> => ({ op, params: {} as PrimParams[Op], operands: [f32(s, values)] }));
 const binary = <Op extends PrimName>(op: Op, va: Values = 'smooth', vb: Values = va) =>
@@ -108,26 +125,19 @@ export const generators: { readonly [Op in PrimName]: fc.Arbitrary<Case<Op>> } =
       .map(([axis, sizes]): Case<'concat'> => ({ op: 'concat', params: { axis }, operands: sizes.map((n) => f32(s.map((d, i) => (i === axis ? n : d)))) })),
   ),
   dot: fc.tuple(shapeOf(0, 2), dim, dim, dim).map(([batch, m, k, n]): Case<'dot'> => ({ op: 'dot', params: {}, operands: [f32([...batch, m, k]), f32([...batch, k, n])] })),
-  conv2d: fc
-    .record({
-      n: fc.integer({ min: 1, max: 2 }),
-      groups: fc.integer({ min: 1, max: 2 }),
-      cg: fc.integer({ min: 1, max: 3 }),
-      og: fc.integer({ min: 1, max: 2 }),
-      h: fc.integer({ min: 3, max: 7 }),
-      w: fc.integer({ min: 3, max: 7 }),
-      kh: fc.integer({ min: 1, max: 3 }),
-      kw: fc.integer({ min: 1, max: 3 }),
-      stride: fc.tuple(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 })),
-      padding: fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 2 })),
-      dilation: fc.tuple(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 })),
-    })
-    .filter((c) => windowOut(c.h, c.kh, c.stride[0], c.padding[0], c.dilation[0]) >= 1 && windowOut(c.w, c.kw, c.stride[1], c.padding[1], c.dilation[1]) >= 1)
-    .map((c): Case<'conv2d'> => ({
-      op: 'conv2d',
-      params: { stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c.groups },
-      operands: [f32([c.n, c.groups * c.cg, c.h, c.w]), f32([c.groups * c.og, c.cg, c.kh, c.kw])],
-    })),
+  conv2d: convCase.map((c): Case<'conv2d'> => ({
+    op: 'conv2d',
+    params: { stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c.groups },
+    operands: [f32([c.n, c.groups * c.cg, c.h, c.w]), f32([c.groups * c.og, c.cg, c.kh, c.kw])],
+  })),
+  convWeightGrad: convCase.map((c): Case<'convWeightGrad'> => ({
+    op: 'convWeightGrad',
+    params: { stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c.groups, kernel: [c.kh, c.kw] },
+    operands: [
+      f32([c.n, c.groups * c.cg, c.h, c.w]),
+      f32([c.n, c.groups * c.og, windowOut(c.h, c.kh, c.stride[0], c.padding[0], c.dilation[0]), windowOut(c.w, c.kw, c.stride[1], c.padding[1], c.dilation[1])]),
+    ],
+  })),
   pool2d: fc
     .record({
       mode: fc.constantFrom<'max' | 'avg'>('max', 'avg'),

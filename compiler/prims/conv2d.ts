@@ -1,8 +1,8 @@
 import * as b from '../build.ts';
 import { fail, numel, ok, showShape, type Node } from '../ir.ts';
-import { MAX_KERNEL_INPUTS } from '../targets/gpujs/dispatch.ts';
 import { all, fadd, fconst, fmul, fref, guard, iadd, iclamp, iconst, idiv, imul, inRange, isub, type B, type F, type I } from '../kernel/ir.ts';
 import type { LowerCtx } from '../lowering.ts';
+import type { ConvParams } from '../params.ts';
 import type { Prim } from '../prim.ts';
 
 /** Output length of a convolution/pooling window along one axis. */
@@ -40,7 +40,10 @@ export const conv2d: Prim<'conv2d'> = {
     if (x.dtype !== 'f32' || w.dtype !== 'f32') return fail(`needs f32 operands ${shapes}`);
     return ok([x.shape[0], O, Ho, Wo], 'f32');
   },
-  vjp: (node, g) => [inputGrad(node, g), weightGrad(node, g)],
+  vjp: (node, g) => {
+    const [x, w] = node.inputs;
+    return [convInputGrad(x, w, node.params, g), b.convWeightGrad(x, g, node.params, [w.shape[2], w.shape[3]])];
+  },
   interp: (p, [x, w], out, ctx) => {
     const [N, C, H, W] = x.shape;
     const [O, Cg, kh, kw] = w.shape;
@@ -84,9 +87,9 @@ export const conv2d: Prim<'conv2d'> = {
   linearIn: [0, 1],
 };
 
-function inputGrad(node: Node<'conv2d'>, g: Node): Node {
-  const [x, w] = node.inputs;
-  const { stride, padding, dilation, groups } = node.params;
+/** The cotangent of conv2d(x, w, p)'s input, given its output's cotangent g. */
+export function convInputGrad(x: Node, w: Node, p: ConvParams, g: Node): Node {
+  const { stride, padding, dilation, groups } = p;
   const [O, Ci, kh, kw] = w.shape;
   const Co = O / groups;
   const k = [kh, kw];
@@ -96,98 +99,6 @@ function inputGrad(node: Node<'conv2d'>, g: Node): Node {
   const gp = b.pad(g, [0, 0, lo[0], lo[1]], [0, 0, lo[0] + rest[0], lo[1] + rest[1]], [0, 0, stride[0] - 1, stride[1] - 1]);
   const wt = b.flip(b.reshape(b.permute(b.reshape(w, [groups, Co, Ci, kh, kw]), [0, 2, 1, 3, 4]), [groups * Ci, Co, kh, kw]), [2, 3]);
   return b.conv2d(gp, wt, { dilation, groups });
-}
-
-/** Windows of at most this many taps may get their weight gradient as one matrix product per tap... */
-export const TAP_GRAD_MAX_TAPS = 9;
-/**
- * ...when each tap's product has at least this many multiply-adds. Measured on webasm (2 cores, 2026-11-28): for
- * a 3×3 64→64 conv on 16×32×32 (67 M per tap) the taps took 0.77 s against 1.28 s for the convolution form; for
- * cpu-small's convs (≤ 1 M per tap) the extra ~20 launches per layer made the step ~15% slower.
- */
-export const TAP_GRAD_MIN_PRODUCTS = 2 ** 22;
-
-function weightGrad(node: Node<'conv2d'>, g: Node): Node {
-  const [O, Ci, kh, kw] = node.inputs[1].shape;
-  const [N, , Ho, Wo] = g.shape;
-  const perTap = (O / node.params.groups) * Ci * N * Ho * Wo;
-  return kh * kw <= TAP_GRAD_MAX_TAPS && perTap >= TAP_GRAD_MIN_PRODUCTS ? weightGradByTaps(node, g) : weightGradByConv(node, g);
-}
-
-/**
- * dW[:, :, a, e] = Σ_{n,i,j} g[n, :, i, j] ⊗ x[n, :, i·s + a·d − p, j·s + e·d − p]: one batched product per tap
- * (a, e) of the cotangent, laid out [groups, Co, N·Ho·Wo], with a strided window of x stored channels-last, so
- * the output channels of g are a dot's rows (register-tiled) and x's channels its contiguous columns. g's layout
- * is materialized once for all taps; the scheduler copies each tap's strided window of x into a buffer of its own
- * (reading it through index arithmetic made the products slower, bench/FINDINGS.md (f)). The contraction over the batch
- * is split in P chunks (summed once at the end) like `weightGradByConv`.
- */
-export function weightGradByTaps(node: Node<'conv2d'>, g: Node): Node {
-  const [x, w] = node.inputs;
-  const { stride, padding, dilation, groups: G } = node.params;
-  const [N, , H, W] = x.shape;
-  const [O, Ci, kh, kw] = w.shape;
-  const Co = O / G;
-  const [, , Ho, Wo] = g.shape;
-  const P = batchSplit(N, N * Ho * Wo);
-  const n = N / P;
-  const xp = padding[0] + padding[1] > 0 ? b.pad(x, [0, 0, padding[0], padding[1]], [0, 0, padding[0], padding[1]]) : x;
-  const [Hp, Wp] = [H + 2 * padding[0], W + 2 * padding[1]];
-  const xLast = b.permute(b.reshape(xp, [N, G, Ci, Hp, Wp]), [1, 0, 3, 4, 2]); // [G, N, Hp, Wp, Ci]
-  const gRows = b.reshape(b.permute(b.reshape(g, [P, n, G, Co, Ho, Wo]), [2, 0, 3, 1, 4, 5]), [G * P, Co, n * Ho * Wo]);
-  const taps: Node[] = [];
-  for (let a = 0; a < kh; a++) {
-    for (let e = 0; e < kw; e++) {
-      const [y0, x0] = [a * dilation[0], e * dilation[1]];
-      const window = b.slice(xLast, [0, 0, y0, x0, 0], [G, N, y0 + (Ho - 1) * stride[0] + 1, x0 + (Wo - 1) * stride[1] + 1, Ci], [1, 1, stride[0], stride[1], 1]);
-      taps.push(b.reshape(b.dot(gRows, b.reshape(window, [G * P, n * Ho * Wo, Ci])), [1, G, P, Co, Ci]));
-    }
-  }
-  const partials = concatInChunks(taps, 0); // [kh·kw, G, P, Co, Ci]
-  const summed = P === 1 ? b.reshape(partials, [kh * kw, O, Ci]) : b.reshape(b.sum(partials, [2]), [kh * kw, O, Ci]);
-  return b.reshape(b.permute(summed, [1, 2, 0]), [O, Ci, kh, kw]);
-}
-
-/** Concatenation along `axis` as a tree of concats of at most MAX_KERNEL_INPUTS operands each. */
-function concatInChunks(xs: readonly Node[], axis: number): Node {
-  if (xs.length <= MAX_KERNEL_INPUTS) return xs.length === 1 ? xs[0] : b.concat(xs, axis);
-  const chunks: Node[] = [];
-  for (let k = 0; k < xs.length; k += MAX_KERNEL_INPUTS) chunks.push(concatInChunks(xs.slice(k, k + MAX_KERNEL_INPUTS), axis));
-  return concatInChunks(chunks, axis);
-}
-
-export function weightGradByConv(node: Node<'conv2d'>, g: Node): Node {
-  const [x, w] = node.inputs;
-  const { stride, padding, dilation, groups } = node.params;
-  const [N, C, H, W] = x.shape;
-  const [O, Ci, kh, kw] = w.shape;
-  const Co = O / groups;
-  const [, , Ho, Wo] = g.shape;
-  const xp = padding[0] + padding[1] > 0 ? b.pad(x, [0, 0, padding[0], padding[1]], [0, 0, padding[0], padding[1]]) : x;
-  const [Hp, Wp] = [H + 2 * padding[0], W + 2 * padding[1]];
-  const xt = b.reshape(b.permute(b.reshape(xp, [N, groups, C / groups, Hp, Wp]), [2, 1, 0, 3, 4]), [Ci, groups * N, Hp, Wp]);
-  const gt = b.reshape(b.permute(b.reshape(g, [N, groups, Co, Ho, Wo]), [1, 2, 0, 3, 4]), [O, N, Ho, Wo]);
-  // Two-level reduction over the batch: each output sums N·Ho·Wo products, too long a loop for one thread on a
-  // GPU when N·Ho·Wo is large. Split the batch into P groups of convolutions (extra conv groups), then sum the
-  // P partial weight gradients; P divides N so no padding is needed.
-  const P = batchSplit(N, N * Ho * Wo);
-  const n = N / P;
-  const xs = P === 1 ? xt : b.reshape(xt, [Ci, groups * N, Hp, Wp]);
-  const gs = P === 1 ? gt : b.reshape(b.permute(b.reshape(gt, [groups, Co, P, n, Ho, Wo]), [0, 2, 1, 3, 4, 5]), [groups * P * Co, n, Ho, Wo]);
-  const full = b.conv2d(xs, gs, { stride: dilation, dilation: stride, groups: groups * P });
-  const [fh, fw] = [full.shape[2], full.shape[3]];
-  const summed = P === 1 ? full : b.reshape(b.sum(b.reshape(full, [Ci, groups, P, Co, fh, fw]), [2]), [Ci, O, fh, fw]);
-  const cropped = fh === kh && fw === kw ? summed : b.slice(summed, [0, 0, 0, 0], [Ci, O, kh, kw]);
-  return b.permute(cropped, [1, 0, 2, 3]);
-}
-
-/** Loops of at most this many products per weight-gradient thread before the batch is split. */
-export const WEIGHT_GRAD_MAX_LOOP = 4096;
-
-/** The smallest divisor P of N that brings the per-thread loop (length/P) under WEIGHT_GRAD_MAX_LOOP, or N. */
-export function batchSplit(N: number, length: number): number {
-  for (let P = 1; P <= N; P++) if (N % P === 0 && length / P <= WEIGHT_GRAD_MAX_LOOP) return P;
-  return N;
 }
 
 /** One pass over the window accumulating the outputs at flat indices `idxs` (channels of one pixel when several). */

@@ -1,12 +1,26 @@
 // The wasm target's schedule choices and limits (its kernels come from `render.ts`).
 import type { Node } from '../../ir.ts';
 import { bufferBytes } from '../../schedule.ts';
+import { expandConvWeightGrads, productsPerTap } from '../../passes/convWeightGrad.ts';
 import type { Target } from '../../target.ts';
 import { MAX_MEMORY_BYTES } from './device.ts';
 import { foldablePad } from './render.ts';
 
+/**
+ * Weight gradients with at least this many multiply-adds per tap run as one GEMM per tap. Measured on 2 cores
+ * (2026-12-07): the 3×3 64→64 conv on 16×32×32 (67 M per tap) takes 59 ms forward + dX + dW with taps, 146 ms with
+ * the convolution form (its implicit GEMM has a 9-column output and a 16 K-long reduction), and W1 794 ms vs 1 234.
+ */
+const TAP_GRAD_MIN_PRODUCTS = 2 ** 22;
+
 export const wasmTarget: Target = {
   name: 'wasm',
+  chooseAlgorithms: expandConvWeightGrads({
+    algorithm: (n) => (productsPerTap(n) >= TAP_GRAD_MIN_PRODUCTS ? 'taps' : 'conv'),
+    // GEMM templates block their reduction loops themselves: no batch split.
+    maxLoop: 4096,
+    maxKernelInputs: 64,
+  }),
   // Kernel arguments are function parameters: no binding-slot limit worth fusing around.
   maxKernelInputs: 64,
   // Register blocking lives in the contraction templates; IR kernels vectorize across outputs instead.
