@@ -136,9 +136,16 @@ async function main(argv: readonly string[]): Promise<void> {
     if (r.interrupted && r.steps === 0) log.info(`stopped before the first step${r.checkpoint === '' ? '; nothing to save' : `; the checkpoint ${r.checkpoint} is unchanged`}`);
     else {
       log.info(
-        `${r.interrupted ? 'stopped' : 'done'}: ${r.steps} steps on ${r.backend}; loss ${r.firstLoss.toFixed(4)} → ${r.lastLoss.toFixed(4)}; ` +
-          `objective (mean of the first/last tenth of logged steps) ${r.objectiveStart.toFixed(3)} → ${r.objectiveEnd.toFixed(3)}; checkpoint ${r.checkpoint}`,
+        `${r.interrupted ? `stopped at step ${r.lastStep} of ${r.totalSteps}` : 'done'}: ${r.steps} steps on ${r.backend}; loss ${r.firstLoss.toFixed(4)} → ${r.lastLoss.toFixed(4)}; ` +
+          `objective (mean of the first/last tenth of logged steps) ${r.objectiveStart.toFixed(3)} → ${r.objectiveEnd.toFixed(3)}`,
       );
+      const dir = config.run.outDir;
+      log.info(`checkpoint: ${r.checkpoint}; curves: ${path.join(dir, 'pictures', 'curves.png')}`);
+      if (r.interrupted) log.info('continue: the same command with --resume');
+      else {
+        log.info(`next: npx clove eval --checkpoint ${dir} --tier ci`);
+        log.info(`      npx clove export --checkpoint ${dir} --out ${path.basename(dir)}-resnet.safetensors`);
+      }
     }
     // Non-zero so that `clove pretrain && clove eval` does not go on with an unfinished run.
     if (r.interrupted) process.exit(128 + SIGNAL_NUMBERS[stopSignal ?? 'SIGINT']);

@@ -28,8 +28,10 @@ const GRID_COLOUR: Rgb = [255, 255, 255];
 /** Grid lines are blended, not opaque, so the view stays readable under them. */
 const GRID_OPACITY = 0.45;
 const CHOSEN_CELL_COLOUR: Rgb = [0, 255, 64];
-/** Views are scaled up by an integer factor until the larger one is at least this wide. */
-const DEFAULT_DISPLAY_SIZE = 128;
+/** Default width of one displayed view: two side by side make a match picture ≥ 512 px wide. */
+const VIEW_DISPLAY_WIDTH = 256;
+/** Default width of an attention picture (one view). */
+const ATTENTION_DISPLAY_WIDTH = 512;
 
 // ---------------------------------------------------------------------------------------------------------
 // Basic images (the mutating helpers below only ever touch images created inside this module's functions)
@@ -208,7 +210,7 @@ export function matchColour(k: number): Rgb {
 }
 
 export interface MatchDrawing {
-  /** Integer up-scaling of both views (default: enough for the larger view to be ≥ 128 px wide). */
+  /** Integer nearest-neighbour up-scaling of both views (default: enough for the larger view to be ≥ 256 px wide). */
   readonly scale?: number;
   /** Background pixels between the two views. */
   readonly gap?: number;
@@ -216,7 +218,7 @@ export interface MatchDrawing {
 
 /** The layout drawMatches uses; exported so callers (and tests) can find the cell centres in the output. */
 export function matchLayout(viewA: RgbImage, viewB: RgbImage, options: MatchDrawing = {}): { scale: number; gap: number; offsetB: number } {
-  const scale = options.scale ?? Math.max(1, Math.ceil(DEFAULT_DISPLAY_SIZE / Math.max(viewA.width, viewB.width)));
+  const scale = options.scale ?? Math.max(1, Math.ceil(VIEW_DISPLAY_WIDTH / Math.max(viewA.width, viewB.width)));
   const gap = options.gap ?? 8;
   return { scale, gap, offsetB: viewA.width * scale + gap };
 }
@@ -248,9 +250,10 @@ export function drawMatches(
     const colour = matchColour(k);
     const [xa, ya] = cellCentre(gridA, i, a.width, a.height);
     const [xb, yb] = cellCentre(gridB, j, b.width, b.height);
-    for (const [x, y] of linePixels(xa, ya, offsetB + xb, yb)) setPixel(out, x, y, colour);
+    // Two pixels thick, so a line stays visible at the display size; a 5×5 dot at each end.
+    for (const [x, y] of linePixels(xa, ya, offsetB + xb, yb)) for (const [dx, dy] of [[0, 0], [1, 0], [0, 1]] as const) setPixel(out, x + dx, y + dy, colour);
     for (const [cx, cy] of [[xa, ya], [offsetB + xb, yb]] as const) {
-      for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) setPixel(out, cx + dx, cy + dy, colour);
+      for (let dy = -2; dy <= 2; dy++) for (let dx = -2; dx <= 2; dx++) setPixel(out, cx + dx, cy + dy, colour);
     }
   });
   return out;
@@ -295,7 +298,7 @@ export function drawAttention(view: RgbImage, grid: CellGrid, cell: number, weig
   if (weights.length !== cells) throw new Error(`drawAttention: ${weights.length} weights for a ${grid.rows}×${grid.cols} grid (${cells} cells)`);
   if (!Number.isSafeInteger(cell) || cell < 0 || cell >= cells) throw new Error(`drawAttention: cell ${cell} is outside the ${grid.rows}×${grid.cols} grid`);
   const opacity = options.opacity ?? 0.6;
-  const scale = options.scale ?? Math.max(1, Math.ceil(DEFAULT_DISPLAY_SIZE / view.width));
+  const scale = options.scale ?? Math.max(1, Math.ceil(ATTENTION_DISPLAY_WIDTH / view.width));
   const out = upscale(view, scale);
   const finite = Array.from(weights).filter(Number.isFinite);
   const lo = finite.length > 0 ? Math.min(...finite) : 0;
@@ -315,6 +318,93 @@ export function drawAttention(view: RgbImage, grid: CellGrid, cell: number, weig
     }
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Curves
+
+/** 3×5 glyphs (rows top to bottom, 3 bits each, MSB left) for the characters axis labels need. */
+const GLYPHS: Readonly<Record<string, readonly number[]>> = {
+  '0': [7, 5, 5, 5, 7], '1': [2, 6, 2, 2, 7], '2': [7, 1, 7, 4, 7], '3': [7, 1, 7, 1, 7], '4': [5, 5, 7, 1, 1],
+  '5': [7, 4, 7, 1, 7], '6': [7, 4, 7, 5, 7], '7': [7, 1, 1, 2, 2], '8': [7, 5, 7, 5, 7], '9': [7, 5, 7, 1, 7],
+  '.': [0, 0, 0, 0, 2], '-': [0, 0, 7, 0, 0], '+': [0, 2, 7, 2, 0], ' ': [0, 0, 0, 0, 0], '(': [1, 2, 2, 2, 1], ')': [4, 2, 2, 2, 4],
+  '/': [1, 1, 2, 4, 4], ',': [0, 0, 0, 2, 4], ':': [0, 2, 0, 2, 0],
+  a: [0, 6, 3, 5, 7], b: [4, 4, 6, 5, 6], c: [0, 3, 4, 4, 3], d: [1, 1, 3, 5, 3], e: [0, 2, 7, 4, 3], f: [1, 2, 7, 2, 2],
+  g: [3, 5, 3, 1, 6], h: [4, 4, 6, 5, 5], i: [2, 0, 2, 2, 2], j: [1, 0, 1, 5, 2], k: [4, 5, 6, 5, 5], l: [6, 2, 2, 2, 7],
+  m: [0, 7, 7, 5, 5], n: [0, 6, 5, 5, 5], o: [0, 2, 5, 5, 2], p: [0, 6, 5, 6, 4], q: [0, 3, 5, 3, 1], r: [0, 3, 4, 4, 4],
+  s: [0, 3, 6, 1, 6], t: [2, 7, 2, 2, 1], u: [0, 5, 5, 5, 3], v: [0, 5, 5, 5, 2], w: [0, 5, 5, 7, 7], x: [0, 5, 2, 2, 5],
+  y: [5, 5, 3, 1, 6], z: [0, 7, 1, 4, 7],
+};
+const TEXT_COLOUR: Rgb = [220, 220, 220];
+const AXIS_COLOUR: Rgb = [90, 90, 90];
+
+/** Writes `text` with its top-left corner at (left, top), each glyph pixel a `size`×`size` square. */
+function drawText(img: RgbImage, text: string, left: number, top: number, colour: Rgb = TEXT_COLOUR, size = 2): void {
+  [...text.toLowerCase()].forEach((ch, k) => {
+    const rows = GLYPHS[ch] ?? GLYPHS[' ']!;
+    rows.forEach((bits, r) => {
+      for (let c = 0; c < 3; c++) {
+        if ((bits >> (2 - c)) & 1) for (let dy = 0; dy < size; dy++) for (let dx = 0; dx < size; dx++) setPixel(img, left + k * 4 * size + c * size + dx, top + r * size + dy, colour);
+      }
+    });
+  });
+}
+
+/** A compact label for an axis value: 3 significant digits, exponent notation outside [1e-3, 1e5). */
+export function axisLabel(v: number): string {
+  if (v === 0 || !Number.isFinite(v)) return String(v === 0 ? 0 : v);
+  const a = Math.abs(v);
+  return a >= 1e5 || a < 1e-3 ? v.toExponential(1) : String(Number(v.toPrecision(3)));
+}
+
+export interface Curve {
+  readonly title: string;
+  /** Points in step order. */
+  readonly points: ReadonlyArray<readonly [number, number]>;
+}
+
+/**
+ * One panel per curve, stacked: the raw values in a dim colour and their running mean over a window of about a
+ * twentieth of the points in a bright one (per-step values jump a lot), the value range and the step range
+ * written on the axes. Non-finite points are left out.
+ */
+export function drawCurves(curves: readonly Curve[], width = 640, panelHeight = 200): RgbImage {
+  const margin = { left: 64, right: 16, top: 22, bottom: 20 };
+  const panels = curves.map((curve, n) => {
+    const img = blankImage(width, panelHeight);
+    const points = curve.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+    drawText(img, curve.title, margin.left, 6);
+    const [x0, x1, y0, y1] = [margin.left, width - margin.right, margin.top, panelHeight - margin.bottom];
+    for (let x = x0; x <= x1; x++) setPixel(img, x, y1, AXIS_COLOUR);
+    for (let y = y0; y <= y1; y++) setPixel(img, x0, y, AXIS_COLOUR);
+    if (points.length === 0) return img;
+    const xs = points.map((p) => p[0]);
+    const ys = points.map((p) => p[1]);
+    const [xMin, xMax] = [Math.min(...xs), Math.max(...xs)];
+    const [yMin, yMax] = [Math.min(...ys), Math.max(...ys)];
+    const px = (x: number) => Math.round(x0 + (xMax > xMin ? ((x - xMin) / (xMax - xMin)) * (x1 - x0) : (x1 - x0) / 2));
+    const py = (y: number) => Math.round(y1 - (yMax > yMin ? ((y - yMin) / (yMax - yMin)) * (y1 - y0) : (y1 - y0) / 2));
+    drawText(img, axisLabel(yMax), 4, y0);
+    drawText(img, axisLabel(yMin), 4, y1 - 10);
+    drawText(img, axisLabel(xMin), x0, y1 + 6);
+    const last = axisLabel(xMax);
+    drawText(img, last, x1 - last.length * 8, y1 + 6);
+    const window = Math.max(1, Math.round(points.length / 20));
+    const smooth = ys.map((_y, k) => {
+      const from = Math.max(0, k - window + 1);
+      return ys.slice(from, k + 1).reduce((a, c) => a + c, 0) / (k + 1 - from);
+    });
+    const hue = matchColour(n);
+    const dim: Rgb = [hue[0] >> 2, hue[1] >> 2, hue[2] >> 2];
+    for (const [line, colour] of [[ys, dim], [smooth, hue]] as const) {
+      for (let k = 1; k < points.length; k++) {
+        for (const [x, y] of linePixels(px(xs[k - 1]!), py(line[k - 1]!), px(xs[k]!), py(line[k]!))) setPixel(img, x, y, colour);
+      }
+      if (points.length === 1) setPixel(img, px(xs[0]!), py(line[0]!), colour);
+    }
+    return img;
+  });
+  return stackImages(panels, 'vertical', 0);
 }
 
 // ---------------------------------------------------------------------------------------------------------

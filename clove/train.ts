@@ -37,7 +37,7 @@ import { createRng } from './data/rng.ts';
 import { sampleViews, type MultiCropConfig, type View } from './data/views.ts';
 import { matchCells, positiveMask, type Grid } from './geometry.ts';
 import { maskInputName } from './loss.ts';
-import { drawAttention, drawMatches, stackImages, upscale, viewToRgb, writePng } from './pictures.ts';
+import { drawAttention, drawCurves, drawMatches, stackImages, upscale, viewToRgb, writePng } from './pictures.ts';
 import { emaMomentumAt, learningRateAt } from './schedules.ts';
 import { ATTENTION_OUTPUT, buildTrainStep, INPUT, initTrainState, METRIC_NAMES, metricOutputName, stepShapesOf, trainStateRecord, type TrainStep } from './step.ts';
 
@@ -186,7 +186,10 @@ export const groupOfState = (name: string): TensorGroup =>
   name.startsWith('student.') ? 'params' : name.startsWith('teacher.') ? 'teacher' : name.startsWith('optim.') ? 'opt' : 'bn';
 
 export interface RunResult {
+  /** Steps run by this call, and the run's step count after them and in all. */
   readonly steps: number;
+  readonly lastStep: number;
+  readonly totalSteps: number;
   readonly lastLoss: number;
   readonly firstLoss: number;
   /** `objective` averaged over the first and the last tenth of the logged steps (at least one each). */
@@ -315,7 +318,7 @@ export function truncateMetrics(outDir: string, step: number): E.Either<string, 
 }
 
 const stoppedBeforeStart = (checkpoint: string, backend: string): E.Either<string, RunResult> =>
-  E.right({ steps: 0, firstLoss: NaN, lastLoss: NaN, objectiveStart: NaN, objectiveEnd: NaN, checkpoint, backend, interrupted: true });
+  E.right({ steps: 0, lastStep: 0, totalSteps: 0, firstLoss: NaN, lastLoss: NaN, objectiveStart: NaN, objectiveEnd: NaN, checkpoint, backend, interrupted: true });
 
 /** Pretrain: compile once, run `config.optim.steps` steps with the state on the device. */
 export async function pretrain(o: PretrainOptions): Promise<E.Either<string, RunResult>> {
@@ -439,7 +442,7 @@ function planStep(config: Config, log: Logger): E.Either<string, RunResult> {
   log.info(`plan: ${p.kernels.length} kernels (${new Set(p.sources).size} distinct sources)`);
   log.info(`memory plan: peak ${mib(p.memory.peakBytes)} (state and inputs ${mib(p.memory.inputBytes)}, no-reuse ${mib(p.memory.noReuseBytes)}); largest tensor ${describeTensor(largest.root)} = ${mib(bufferBytes(largest.root))}`);
   if (p.oversize.length > 0) log.info(`this step cannot run with these sizes: ${describeOversize(p.oversize, gpujsTarget.limitsText(limits))}`);
-  return E.right({ steps: 0, firstLoss: NaN, lastLoss: NaN, objectiveStart: NaN, objectiveEnd: NaN, checkpoint: '', backend: 'none (plan only)', interrupted: false });
+  return E.right({ steps: 0, lastStep: 0, totalSteps: 0, firstLoss: NaN, lastLoss: NaN, objectiveStart: NaN, objectiveEnd: NaN, checkpoint: '', backend: 'none (plan only)', interrupted: false });
 }
 
 async function runLoop(
@@ -528,6 +531,16 @@ async function runLoop(
     }
     if (files.length > 0) log.info(`pictures: ${files.map((f) => path.join(outDir, 'pictures', f)).join(', ')}`);
   };
+  /** The run's loss and objective curves so far (every line of metrics.jsonl, earlier sessions included). */
+  const curves = (): void => {
+    const file = path.join(outDir, 'pictures', 'curves.png');
+    const records = fs.readFileSync(metricsFile, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as { step: number; loss: number; objective: number });
+    const wrote = writePng(file, drawCurves([
+      { title: 'loss', points: records.map((r) => [r.step, r.loss] as const) },
+      { title: 'objective (lower is better)', points: records.map((r) => [r.step, r.objective] as const) },
+    ]));
+    if (E.isLeft(wrote)) log.warn(`curves not written: ${wrote.left}`);
+  };
 
   let firstLoss = NaN;
   let lastLoss = NaN;
@@ -612,7 +625,10 @@ async function runLoop(
         );
       }
     }
-    if (wantPictures) pictures(batch, attention, stepDone);
+    if (wantPictures) {
+      pictures(batch, attention, stepDone);
+      curves();
+    }
     // Kernel launches resolve as microtasks on the CPU backends: yield one macrotask turn per step so signals
     // (Ctrl-C) and I/O callbacks get to run.
     await new Promise<void>((resolve) => setImmediate(resolve));
@@ -625,7 +641,8 @@ async function runLoop(
       }
     }
     if (interrupted) {
-      log.info(`interrupted: stopped after step ${stepDone}; resume with --resume`);
+      if (!wantPictures) curves();
+      log.info(`interrupted: stopped after step ${stepDone} of ${total}; resume with --resume`);
       break;
     }
   }
@@ -635,6 +652,8 @@ async function runLoop(
   const mean = (xs: readonly number[]): number => (xs.length === 0 ? NaN : xs.reduce((a, c) => a + c, 0) / xs.length);
   return E.right({
     steps: stepsDone - startStep,
+    lastStep: stepsDone,
+    totalSteps: total,
     firstLoss,
     lastLoss,
     objectiveStart: mean(objectives.slice(0, tenth)),

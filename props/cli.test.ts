@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import * as E from 'fp-ts/lib/Either.js';
 import { readSafetensorsFile } from '../clove/safetensors.ts';
+import { decodePng } from '../clove/pictures.ts';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'clove-cli-'));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -42,6 +43,10 @@ describe('clove pretrain (tiny preset, cpu backend)', () => {
     assert.match(r.out, /compiled \d+ kernels .* memory plan: peak/);
     assert.match(r.out, /step 6\/6 {2}loss [\d.]+ {2}objective -?[\d.]+ .*img\/s {2}ETA/);
     assert.match(r.out, /done: 6 steps on cpu; loss [\d.]+ → [\d.]+; objective \(mean of the first\/last tenth of logged steps\) -?[\d.]+ → -?[\d.]+/);
+    // The last lines say where the checkpoint and the curves are, and give the next two commands.
+    assert.match(r.out, /checkpoint: .*ckpt-00000006; curves: .*curves\.png\nnext: npx clove eval --checkpoint .* --tier ci\n {6}npx clove export --checkpoint .* --out .*\.safetensors\n/);
+    const curves = decodePng(fs.readFileSync(path.join(full, 'pictures', 'curves.png')));
+    assert.ok(E.isRight(curves) && curves.right.width >= 512, 'a loss/objective curve PNG at least 512 px wide');
     // The objective logged with each step is the hinge-free loss of a scored image: 2·(c̄_neg − λ·c̄_pos).
     for (const line of fs.readFileSync(path.join(full, 'metrics.jsonl'), 'utf8').trim().split('\n')) {
       const m = JSON.parse(line) as { posCos: number; negCos: number; objective: number };

@@ -12,7 +12,9 @@ import {
   cellBounds,
   cellCentre,
   decodePng,
+  axisLabel,
   drawAttention,
+  drawCurves,
   drawMatches,
   encodePng,
   matchColour,
@@ -69,7 +71,7 @@ test('drawMatches: output size is both scaled views plus the gap', () => {
     50,
   );
   const small = blankImage(32, 32);
-  assert.equal(matchLayout(small, blankImage(16, 16)).scale, 4, 'a 32-px view is scaled up to be visible');
+  assert.equal(matchLayout(small, blankImage(16, 16)).scale, 8, 'a 32-px view is scaled up to 256 px');
 });
 
 test('drawMatches: a match line runs from one cell centre to the other', () => {
@@ -101,7 +103,8 @@ test('drawMatches: a match line runs from one cell centre to the other', () => {
         const xb = offsetB + xbLocal;
         assert.ok(sameColour(pixelAt(out, xa, ya), colour), 'line must start at the centre of cell i in view A');
         assert.ok(sameColour(pixelAt(out, xb, yb), colour), 'line must end at the centre of cell j in view B');
-        // The pixels of that colour connect the two centres (8-connected) and stay within the line's box.
+        // The pixels of that colour connect the two centres (8-connected) and stay within the line's box, widened by
+        // the end dots' radius (2).
         const onLine = (x: number, y: number) => x >= 0 && y >= 0 && x < out.width && y < out.height && sameColour(pixelAt(out, x, y), colour);
         const seen = new Set<number>([ya * out.width + xa]);
         const queue: Array<[number, number]> = [[xa, ya]];
@@ -121,12 +124,44 @@ test('drawMatches: a match line runs from one cell centre to the other', () => {
         for (const key of seen) {
           const x = key % out.width;
           const y = Math.floor(key / out.width);
-          assert.ok(x >= Math.min(xa, xb) - 1 && x <= Math.max(xa, xb) + 1 && y >= Math.min(ya, yb) - 1 && y <= Math.max(ya, yb) + 1);
+          assert.ok(x >= Math.min(xa, xb) - 2 && x <= Math.max(xa, xb) + 2 && y >= Math.min(ya, yb) - 2 && y <= Math.max(ya, yb) + 2);
         }
       },
     ),
     150,
   );
+});
+
+test('by default the match and attention pictures are at least 512 px wide, whatever the view size', () => {
+  for (const size of [16, 32, 64, 96, 224]) {
+    const view = blankImage(size, size);
+    const grid = { rows: 4, cols: 4 };
+    assert.ok(drawMatches(view, view, grid, grid, [[0, 5]]).width >= 512, `matches of ${size}-px views`);
+    assert.ok(drawAttention(view, grid, 0, new Float32Array(16)).width >= 512, `attention over a ${size}-px view`);
+  }
+});
+
+test('drawCurves: one panel per curve, any points (none, one, non-finite), the running mean drawn over the raw values', () => {
+  property(
+    fc.property(
+      fc.array(fc.array(fc.oneof(fc.double({ min: -1e6, max: 1e6, noNaN: true }), fc.constant(Number.NaN)), { maxLength: 60 }), { minLength: 1, maxLength: 3 }),
+      (series) => {
+        const curves = series.map((ys, k) => ({ title: `curve ${k}`, points: ys.map((y, i) => [i + 1, y] as const) }));
+        const out = drawCurves(curves, 600, 150);
+        assert.deepEqual([out.width, out.height], [600, 150 * curves.length]);
+        series.forEach((ys, k) => {
+          if (!ys.some(Number.isFinite)) return;
+          const bright = matchColour(k);
+          const panel = { top: 150 * k, bottom: 150 * (k + 1) };
+          let seen = false;
+          for (let y = panel.top; y < panel.bottom && !seen; y++) for (let x = 0; x < out.width && !seen; x++) seen = pixelAt(out, x, y).join() === bright.join();
+          assert.ok(seen, `curve ${k}'s running mean is drawn in its panel`);
+        });
+      },
+    ),
+    30,
+  );
+  assert.deepEqual([0, 1234.5678, -0.5, 1e-5, 3e7].map(axisLabel), ['0', '1230', '-0.5', '1.0e-5', '3.0e+7']);
 });
 
 test('match colours are distinct and never gray', () => {
