@@ -9,7 +9,7 @@ import type { Prim } from '../prim.ts';
 export const windowOut = (size: number, k: number, stride: number, pad: number, dilation = 1): number =>
   Math.floor((size + 2 * pad - dilation * (k - 1) - 1) / stride) + 1;
 
-const posInts = (xs: readonly number[]) => xs.every((v) => Number.isInteger(v) && v >= 1);
+export const posInts = (xs: readonly number[]): boolean => xs.every((v) => Number.isInteger(v) && v >= 1);
 
 /**
  * 2-D convolution, NCHW input and OIHW weight, with stride, symmetric zero padding, dilation and groups

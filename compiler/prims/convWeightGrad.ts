@@ -2,9 +2,7 @@ import * as b from '../build.ts';
 import { fail, numel, ok, showShape } from '../ir.ts';
 import { all, fadd, fconst, fmul, fref, guard, iadd, iclamp, iconst, idiv, imul, inRange, isub, type B } from '../kernel/ir.ts';
 import type { Prim } from '../prim.ts';
-import { convInputGrad, windowOut } from './conv2d.ts';
-
-const posInts = (xs: readonly number[]) => xs.every((v) => Number.isInteger(v) && v >= 1);
+import { convInputGrad, posInts, windowOut } from './conv2d.ts';
 
 /**
  * conv2d's weight gradient as a primitive of its own, so that how it is computed is a target's decision
