@@ -141,8 +141,7 @@ async function main(argv: readonly string[]): Promise<void> {
       );
       const dir = config.run.outDir;
       log.info(`checkpoint: ${r.checkpoint}; curves: ${path.join(dir, 'pictures', 'curves.png')}`);
-      if (r.interrupted) log.info('continue: the same command with --resume');
-      else {
+      if (!r.interrupted) {
         log.info(`next: npx clove eval --checkpoint ${dir} --tier ci`);
         log.info(`      npx clove export --checkpoint ${dir} --out ${path.basename(dir)}-resnet.safetensors`);
       }

@@ -642,7 +642,7 @@ async function runLoop(
     }
     if (interrupted) {
       if (!wantPictures) curves();
-      log.info(`interrupted: stopped after step ${stepDone} of ${total}; resume with --resume`);
+      log.info(`interrupted: stopped after step ${stepDone}; resume with --resume`);
       break;
     }
   }

@@ -61,7 +61,7 @@ test('encoder output: [N, 8w (basic) or 32w (bottleneck), ⌈S/stride⌉, ⌈S/s
   property(
     fc.property(
       fc.constantFrom<ResNetDepth>(18, 34, 50),
-      fc.constantFrom<StemKind>('imagenet', 'small'),
+      fc.constantFrom<StemKind>('imagenet', 'small', 'compact'),
       fc.integer({ min: 1, max: 4 }),
       fc.integer({ min: 8, max: 230 }),
       fc.constantFrom(1, 3),
@@ -69,7 +69,7 @@ test('encoder output: [N, 8w (basic) or 32w (bottleneck), ⌈S/stride⌉, ⌈S/s
         const o: ResNetOptions = { depth, width, stem, inChannels: channels };
         const x = input('x', [2, channels, size, size]) as Tensor<4>;
         const out = resnetForward(o, symbolicParams(resnetParamShapes(o), 'p'), symbolicParams(resnetStateShapes(o), 's'), x, true);
-        const side = Math.ceil(size / (stem === 'imagenet' ? 32 : 8));
+        const side = Math.ceil(size / { imagenet: 32, small: 8, compact: 8 }[stem]);
         assert.deepEqual(out.y.shape, [2, (depth === 50 ? 32 : 8) * width, side, side]);
         assert.equal(resnetPlan(o).outChannels, out.y.shape[1]);
         const checked = typecheck(makeGraph({ y: out.y, ...Object.fromEntries(flatten(out.state, isTensor)) }));

@@ -11,6 +11,7 @@ import { createRng } from '../clove/data/rng.ts';
 import { optimizerStep, type OptimizerOptions } from '../clove/optim.ts';
 import { emaUpdate } from '../clove/ema.ts';
 import { cosineScheduleAt, emaMomentumAt, learningRateAt } from '../clove/schedules.ts';
+import { peakLearningRate, presets } from '../clove/config.ts';
 
 // A small tree mixing ≥2-D weights (decayed, LARS-scaled) and 1-D vectors (neither), with one all-zero weight
 // to exercise LARS's "ratio 1 when a norm is zero" branch.
@@ -229,10 +230,12 @@ test("schedules equal the authors' cosine_scheduler at every step, to the bit (r
 });
 
 test('the cpu-small warm-up reaches the peak at its last step (t = W − 1), as np.linspace does', () => {
-  const s = { peak: 10, warmupSteps: 50, totalSteps: 500 };
-  assert.equal(learningRateAt(49, s), 10);
+  const { optim } = presets['cpu-small'];
+  const s = { peak: peakLearningRate(optim), warmupSteps: optim.warmupSteps, totalSteps: optim.steps };
+  assert.deepEqual([s.peak, s.warmupSteps, s.totalSteps], [10, 40, 400]);
+  assert.equal(learningRateAt(39, s), 10);
   assert.equal(learningRateAt(0, s), 0.1);
-  assert.equal(learningRateAt(50, s), 10);
+  assert.equal(learningRateAt(40, s), 10);
 });
 
 test('EMA momentum: base at 0, 1 at the end, increasing, halfway at T/2', () => {

@@ -204,7 +204,7 @@ describe('signals and exit codes', () => {
       const r = await cloveSignalled(['pretrain', ...TINY, '--out', dir, '--steps', '500'], /step 2\/500/, signal);
       assert.equal(r.code, code, r.out + r.err);
       assert.match(r.out, new RegExp(`${signal}: stopping at the next safe point`));
-      const step = Number(/interrupted: stopped after step (\d+) of 500/.exec(r.out)?.[1]);
+      const step = Number(/interrupted: stopped after step (\d+);/.exec(r.out)?.[1]);
       assert.ok(step >= 2, r.out);
       assert.match(r.out, new RegExp(`stopped at step ${step} of 500: `), 'the summary says where the run stopped');
       assert.equal(latestOf(dir), `ckpt-${String(step).padStart(8, '0')}`);

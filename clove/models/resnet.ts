@@ -15,7 +15,27 @@ import {
 } from './init.ts';
 
 export type ResNetDepth = 18 | 34 | 50;
-export type StemKind = 'imagenet' | 'small';
+export type StemKind = 'imagenet' | 'small' | 'compact';
+
+interface Stem {
+  readonly kernel: number;
+  readonly stride: number;
+  readonly maxPool: boolean;
+  /** Stride of the last stage's first block (2 in torchvision). */
+  readonly lastStageStride: number;
+}
+/**
+ * 'imagenet': torchvision's 7×7 stride-2 conv and 3×3 stride-2 max pool (total stride 32). 'small': a 3×3 stride-1
+ * conv and no pool (stride 8, as for CIFAR). 'compact': a 3×3 stride-2 conv, no pool, and a stride-1 last stage:
+ * still stride 8, so 64-px views keep an 8×8 grid, but the first stage runs at half the resolution (where 'small'
+ * spends a quarter of its FLOPs per stage at 4× the pixels) and the last at the third's: at width 32 on 64-px views
+ * the encoder's convs cost 7 units against 'small''s 16 (C²·H·W per stage).
+ */
+const STEMS: Readonly<Record<StemKind, Stem>> = {
+  imagenet: { kernel: 7, stride: 2, maxPool: true, lastStageStride: 2 },
+  small: { kernel: 3, stride: 1, maxPool: false, lastStageStride: 2 },
+  compact: { kernel: 3, stride: 2, maxPool: false, lastStageStride: 1 },
+};
 
 export interface ResNetOptions {
   readonly depth: ResNetDepth;
@@ -61,7 +81,7 @@ export function resnetPlan(o: ResNetOptions): ResNetPlan {
     const planes = o.width * 2 ** stage;
     const outChannels = planes * expansion[kind];
     for (let i = 0; i < count; i++) {
-      const stride = i === 0 && stage > 0 ? 2 : 1;
+      const stride = i === 0 && stage > 0 ? (stage === 3 ? STEMS[o.stem].lastStageStride : 2) : 1;
       blocks.push({
         name: `layer${stage + 1}.${i}`,
         kind,
@@ -77,14 +97,19 @@ export function resnetPlan(o: ResNetOptions): ResNetPlan {
   return { stemChannels: o.width, blocks, outChannels: inChannels };
 }
 
-/** Total downsampling of the encoder: 32 with the ImageNet stem (2·2 in the stem, 2³ in the stages), 8 without. */
-export const resnetStride = (stem: StemKind): number => (stem === 'imagenet' ? 32 : 8);
+/** Total downsampling of the encoder: 32 with the ImageNet stem (2·2 in the stem, 2³ in the stages), else 8. */
+export const resnetStride = (stem: StemKind): number => {
+  const s = STEMS[stem];
+  return s.stride * (s.maxPool ? 2 : 1) * 4 * s.lastStageStride;
+};
 
 /** The output grid side for a square input of `size` pixels (exact conv/pool arithmetic, not size/stride). */
 export function resnetGridSide(stem: StemKind, size: number): number {
-  let side = stem === 'imagenet' ? windowOut(windowOut(size, 7, 2, 3), 3, 2, 1) : windowOut(size, 3, 1, 1);
-  // The three strided stages each use a 3×3, pad-1, stride-2 conv (the 1×1 downsample gives the same size).
-  for (let stage = 0; stage < 3; stage++) side = windowOut(side, 3, 2, 1);
+  const s = STEMS[stem];
+  let side = windowOut(size, s.kernel, s.stride, (s.kernel - 1) / 2);
+  if (s.maxPool) side = windowOut(side, 3, 2, 1);
+  // Strided stages use a 3×3, pad-1 conv (the 1×1 downsample gives the same size).
+  for (const stride of [2, 2, s.lastStageStride]) side = windowOut(side, 3, stride, 1);
   return side;
 }
 
@@ -112,12 +137,10 @@ function blockConvs(b: BlockPlan): { readonly conv: ConvSpec; readonly bn: strin
 /** The BN whose γ starts at zero so that each residual branch starts as the identity (zero_init_residual). */
 export const lastBnOf = (b: BlockPlan): string => (b.kind === 'basic' ? 'bn2' : 'bn3');
 
-const stemKernel = (stem: StemKind): number => (stem === 'imagenet' ? 7 : 3);
-
 /** [name, shape] of every trainable parameter, with torchvision's names. */
 function parameterEntries(o: ResNetOptions): [string, Shape][] {
   const plan = resnetPlan(o);
-  const k = stemKernel(o.stem);
+  const k = STEMS[o.stem].kernel;
   const bn = (name: string, c: number): [string, Shape][] => [
     [`${name}.weight`, [c]],
     [`${name}.bias`, [c]],
@@ -229,8 +252,9 @@ function block(b: BlockPlan, params: ParamTree, state: ParamTree, x: Tensor<4>, 
 export function resnetForward(o: ResNetOptions, params: ParamTree, state: ParamTree, x: Tensor<4>, training: boolean): EncoderOutput {
   const newState: [string, Tensor][] = [];
   let h = withScope('stem', () => {
-    const y = relu(convBn(params, state, x, 'conv1', 'bn1', o.stem === 'imagenet' ? 2 : 1, o.stem === 'imagenet' ? 3 : 1, training, newState));
-    return o.stem === 'imagenet' ? T.maxPool2d(y, 3, { stride: 2, padding: 1 }) : y;
+    const s = STEMS[o.stem];
+    const y = relu(convBn(params, state, x, 'conv1', 'bn1', s.stride, (s.kernel - 1) / 2, training, newState));
+    return s.maxPool ? T.maxPool2d(y, 3, { stride: 2, padding: 1 }) : y;
   });
   for (const b of resnetPlan(o).blocks) h = withScope(b.name, () => block(b, params, state, h, training, newState));
   return { y: h, state: unflatten(newState) as ParamTree };
