@@ -33,6 +33,22 @@ const losses = (dir: string): Map<number, number> =>
       .map((r) => [r.step, r.loss]),
   );
 
+// What a new user sees first: on a machine without a GPU device node, `auto` never loads Dawn, so no native
+// library prints `error: XDG_RUNTIME_DIR is invalid…` or Vulkan warnings (XDG_RUNTIME_DIR unset, as in a bare shell).
+const gpuDeviceNode = fs.existsSync('/dev/nvidia0') || (fs.existsSync('/dev/dri') && fs.readdirSync('/dev/dri').some((f) => f.startsWith('renderD')));
+test('the first screen of a CPU-only run has no error: or Warning: lines', { skip: gpuDeviceNode ? 'this machine has a GPU device node' : false }, () => {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.XDG_RUNTIME_DIR;
+  const r = spawnSync(process.execPath, ['bin/clove.mjs', 'pretrain', '--preset', 'tiny', '--steps', '1', '--optim.warmupSteps', '0', '--out', path.join(root, 'first-screen')], {
+    encoding: 'utf8',
+    env,
+    timeout: 240_000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^using wasm \(best available\)/m);
+  assert.doesNotMatch(`${r.stdout}\n${r.stderr}`, /^\s*(error|warning)\b/im);
+});
+
 describe('clove pretrain (tiny preset, cpu backend)', () => {
   const full = path.join(root, 'full');
   const split = path.join(root, 'split');
