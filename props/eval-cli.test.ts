@@ -38,13 +38,19 @@ import {
   type EncoderWeights,
   type ImageSet,
 } from '../clove/eval/features.ts';
+import { heldOutPatterns } from '../clove/data/gimp.ts';
+import { generatedTextures } from './textures.ts';
 import { evaluate, initialEncoderWeights, checkpointEncoderWeights, TIER_SIZES, type EvalReport, type TierSizes } from '../clove/eval/run.ts';
 import { formatJson, formatReport, main, parseEvalArgs, TABLE_HEADER } from '../clove/eval/cli.ts';
 
 const BACKEND = 'cpu' as const;
-const SMALL: TierSizes = { mosaic: { train: 12, val: 8, test: 8 }, fmCls: { train: 40, val: 20, test: 20 }, dlPair: 8, recalibration: 8 };
+const SMALL: TierSizes = { mosaic: { train: 12, val: 8, test: 8 }, fmCls: { train: 40, val: 20, test: 20 }, dlPair: 8, texGroup: 6, recalibration: 8 };
 const BATCH = 4;
 const noFashionMnist = fashionMnistAvailable('train') && fashionMnistAvailable('t10k') ? false : 'Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist): P1–P3 parts skipped';
+
+/** P4's textures when gimp-data is absent (and in every test, so results do not depend on it): gratings. */
+const GRATINGS = generatedTextures();
+const gimpAvailable = E.isRight(heldOutPatterns());
 
 const quiet = { info: (): void => undefined, warn: (): void => undefined };
 const tiny: Config = presets.tiny;
@@ -334,12 +340,12 @@ function assertMetricRanges(report: EvalReport): void {
 
 test('end to end on the initial weights: one table, metrics in range, Δ = 0 with CI [0, 0] everywhere, another init seed scored', { skip: noFashionMnist }, async () => {
   const dir = writeRun('initial', tiny, initialState(tiny));
-  const report = await evaluate(load(dir), 'ci', BACKEND, { sizes: SMALL, batch: BATCH, otherInits: 1 });
+  const report = await evaluate(load(dir), 'ci', BACKEND, { sizes: SMALL, batch: BATCH, otherInits: 1, textures: GRATINGS });
   if (E.isLeft(report)) throw new Error(report.left);
   const r = report.right;
   assert.deepEqual(
     r.rows.map((row) => `${row.protocol} ${row.metric}`),
-    ['P1 mIoU(11)', 'P1 fg-mIoU(10)', 'P1 bg IoU', 'P2 mAP50', 'P2 agnostic AP50', 'P2 centre-AP@4px', 'P3 top-1', 'P5 AUC'],
+    ['P1 mIoU(11)', 'P1 fg-mIoU(10)', 'P1 bg IoU', 'P2 mAP50', 'P2 agnostic AP50', 'P2 centre-AP@4px', 'P3 top-1', 'P4 mIoU', 'P5 AUC'],
   );
   assert.deepEqual(r.skipped, []);
   assert.deepEqual(r.grid, { side: 8, dim: 64 });
@@ -366,11 +372,11 @@ test('end to end on the initial weights: one table, metrics in range, Δ = 0 wit
   });
   assert.equal(lines[header + 2 + r.rows.length], '', 'the table ends after its rows');
   const json = JSON.parse(formatJson(r)) as { rows: { delta: { delta: number } }[]; sizes: TierSizes };
-  assert.equal(json.rows.length, 8);
+  assert.equal(json.rows.length, 9);
   assert.deepEqual(json.sizes, SMALL);
 });
 
-test('different weights give a non-zero Δ; without Fashion-MNIST P1–P3 are skipped with the reason and P5 still runs', async () => {
+test('different weights give a non-zero Δ; without Fashion-MNIST P1–P3 are skipped with the reason, without textures P4, and P5 still runs', async () => {
   // A "pretrained" student encoder from another init seed (teacher, optimizer and BN state as at init).
   const state = { ...initialState(tiny) };
   const other = initialState(tiny, tiny.seed + 1);
@@ -382,12 +388,14 @@ test('different weights give a non-zero Δ; without Fashion-MNIST P1–P3 are sk
     batch: BATCH,
     otherInits: 0,
     fashionMnistDir: path.join(root, 'no-fashion-mnist-here'),
+    textures: [],
     log: { info: (l) => lines.push(l), warn: (l) => lines.push(`warning: ${l}`) },
   });
   if (E.isLeft(report)) throw new Error(report.left);
   const r = report.right;
-  assert.deepEqual(r.skipped.map((s) => s.protocol), ['P1', 'P2', 'P3']);
-  for (const s of r.skipped) assert.match(s.reason, /Fashion-MNIST is not available/);
+  assert.deepEqual(r.skipped.map((s) => s.protocol), ['P1', 'P2', 'P3', 'P4']);
+  for (const s of r.skipped.slice(0, 3)) assert.match(s.reason, /Fashion-MNIST is not available/);
+  assert.match(r.skipped[3].reason, /install gimp-data.*at least 5 distinct textures/);
   assert.deepEqual(r.rows.map((row) => row.protocol), ['P5']);
   assertMetricRanges(r);
   assert.notEqual(r.rows[0].delta.delta, 0, 'different encoders give different P5 scores');
@@ -396,7 +404,7 @@ test('different weights give a non-zero Δ; without Fashion-MNIST P1–P3 are sk
   assert.match(formatReport(r), /skipped P1: Fashion-MNIST is not available/);
 });
 
-test('main at the CI tier: JSON on the log, the same text in --out (a width-2 encoder, P5 only, so it stays fast)', async () => {
+test('main at the CI tier: JSON on the log, the same text in --out (a width-2 encoder, P4 where gimp-data is installed and P5, so it stays fast)', async () => {
   const micro: Config = { ...tiny, model: { ...tiny.model, encoder: { ...tiny.model.encoder, width: 2 } } };
   const dir = writeRun('micro', micro, initialState(micro));
   const out = path.join(root, 'report.json');
@@ -411,9 +419,13 @@ test('main at the CI tier: JSON on the log, the same text in --out (a width-2 en
   assert.equal(report.tier, 'ci');
   assert.deepEqual(report.sizes, TIER_SIZES.ci);
   assert.equal(report.recalibration.images, TIER_SIZES.ci.recalibration);
-  assert.deepEqual(report.rows.map((row) => `${row.protocol} ${row.metric}`), ['P5 AUC']);
-  assert.deepEqual([report.rows[0].delta.delta, report.rows[0].delta.lo, report.rows[0].delta.hi], [0, 0, 0]);
-  assert.equal(report.rows[0].otherInits.length, 1);
-  assert.equal(report.rows[0].delta.units, TIER_SIZES.ci.dlPair * 256, 'P5 bootstraps over pairs');
+  assert.deepEqual(report.rows.map((row) => `${row.protocol} ${row.metric}`), [...(gimpAvailable ? ['P4 mIoU'] : []), 'P5 AUC']);
+  for (const row of report.rows) {
+    assert.deepEqual([row.delta.delta, row.delta.lo, row.delta.hi], [0, 0, 0]);
+    assert.equal(row.otherInits.length, 1);
+  }
+  const units = Object.fromEntries(report.rows.map((row) => [row.protocol, row.delta.units]));
+  assert.equal(units.P5, TIER_SIZES.ci.dlPair * 256, 'P5 bootstraps over pairs');
+  if (gimpAvailable) assert.equal(units.P4, TIER_SIZES.ci.texGroup, 'P4 bootstraps over canvases');
   assert.equal(fs.readFileSync(out, 'utf8'), `${printed[0]}\n`);
 });

@@ -561,3 +561,79 @@ export function rowDot(rows: Float64Array, dim: number, a: number, b: number): n
   for (let c = 0; c < dim; c++) s += rows[a * dim + c] * rows[b * dim + c];
   return s;
 }
+
+// ------------------------------------------------------------------------------------------- P4 grouping
+
+/**
+ * k-means on the rows of `rows` ([cells, dim]): centroids initialised from k distinct random cells, `iterations`
+ * rounds of nearest-centroid assignment (squared Euclidean, ties to the lower cluster) and mean updates (an empty
+ * cluster keeps its centroid). Returns each cell's cluster.
+ */
+export function kMeans(rows: Float64Array, cells: number, dim: number, k: number, iterations: number, random: () => number): Int32Array {
+  if (k < 1 || k > cells) throw new Error(`kMeans: k = ${k} clusters for ${cells} cells`);
+  const order = Array.from({ length: cells }, (_, i) => i);
+  for (let i = 0; i < k; i++) {
+    const j = i + Math.floor(random() * (cells - i));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const centroids = new Float64Array(k * dim);
+  for (let c = 0; c < k; c++) centroids.set(rows.subarray(order[c] * dim, (order[c] + 1) * dim), c * dim);
+  const assignment = new Int32Array(cells);
+  for (let it = 0; it < iterations; it++) {
+    for (let r = 0; r < cells; r++) {
+      let best = 0;
+      let bestDistance = Infinity;
+      for (let c = 0; c < k; c++) {
+        let d = 0;
+        for (let q = 0; q < dim; q++) d += (rows[r * dim + q] - centroids[c * dim + q]) ** 2;
+        if (d < bestDistance) [best, bestDistance] = [c, d];
+      }
+      assignment[r] = best;
+    }
+    const sums = new Float64Array(k * dim);
+    const counts = new Int32Array(k);
+    for (let r = 0; r < cells; r++) {
+      counts[assignment[r]]++;
+      for (let q = 0; q < dim; q++) sums[assignment[r] * dim + q] += rows[r * dim + q];
+    }
+    for (let c = 0; c < k; c++) if (counts[c] > 0) for (let q = 0; q < dim; q++) centroids[c * dim + q] = sums[c * dim + q] / counts[c];
+  }
+  return assignment;
+}
+
+/**
+ * Mean IoU of `predicted` clusters against `truth` regions (both labels in [0, k) per pixel) under the matching of
+ * clusters to regions that maximises it (Hungarian-matched mIoU; solved exactly by trying every permutation,
+ * which is cheap for P4's k ≤ 5).
+ */
+export function matchedMeanIou(truth: ArrayLike<number>, predicted: ArrayLike<number>, k: number): number {
+  if (truth.length !== predicted.length) throw new Error(`matchedMeanIou: ${truth.length} truth labels, ${predicted.length} predicted`);
+  const joint = new Float64Array(k * k);
+  const truthCount = new Float64Array(k);
+  const predictedCount = new Float64Array(k);
+  for (let p = 0; p < truth.length; p++) {
+    joint[truth[p] * k + predicted[p]]++;
+    truthCount[truth[p]]++;
+    predictedCount[predicted[p]]++;
+  }
+  const iou = (t: number, c: number): number => {
+    const union = truthCount[t] + predictedCount[c] - joint[t * k + c];
+    return union > 0 ? joint[t * k + c] / union : 0;
+  };
+  let best = 0;
+  const used = new Array<boolean>(k).fill(false);
+  const search = (t: number, total: number): void => {
+    if (t === k) {
+      best = Math.max(best, total);
+      return;
+    }
+    for (let c = 0; c < k; c++) {
+      if (used[c]) continue;
+      used[c] = true;
+      search(t + 1, total + iou(t, c));
+      used[c] = false;
+    }
+  };
+  search(0, 0);
+  return best / k;
+}

@@ -13,6 +13,8 @@ import {
   detectionStatistics,
   IGNORE_LABEL,
   P2_DECODING,
+  kMeans,
+  matchedMeanIou,
   rankPairs,
   rowDot,
   segmentationScores,
@@ -492,6 +494,57 @@ export function dlPair(input: DlPairInput): E.Either<string, DlPairResult> {
   });
 }
 
+// ------------------------------------------------------------------------------------------- P4 tex_group
+
+export interface TexGroupInput extends DenseFeatures {
+  /** Region index per pixel [N, 64, 64] and each canvas's region count R. */
+  readonly regions: Int32Array;
+  readonly regionCounts: Int32Array;
+}
+
+export interface TexGroupResult {
+  readonly miou: number;
+  /** The bootstrap unit (§3d.6 resamples images for P4). */
+  readonly perImage: Float64Array;
+}
+
+export const TEX_GROUP_ITERATIONS = 30;
+export const TEX_GROUP_RESTARTS = 3;
+
+/**
+ * P4, zero-shot: per canvas, k-means with k = R on the per-image standardised, L2-normalised features (30
+ * iterations, initialised from random cells; one stream seeded 0 per canvas), each cell's cluster painted over its
+ * stride×stride pixels, and the Hungarian-matched mIoU against the regions, averaged over 3 restarts (not the best
+ * of 3, which would peek at the labels) and then over canvases.
+ */
+export function texGroup(input: TexGroupInput): E.Either<string, TexGroupResult> {
+  const g = checkGrid('texGroup', input);
+  if (E.isLeft(g)) return g;
+  const grid = g.right;
+  const pixels = CANVAS * CANVAS;
+  if (input.regions.length !== grid.count * pixels || input.regionCounts.length !== grid.count) {
+    return E.left(`texGroup: ${input.regions.length} region labels and ${input.regionCounts.length} counts for ${grid.count} canvases of ${CANVAS}×${CANVAS}`);
+  }
+  const cells = grid.h * grid.w;
+  const perImage = new Float64Array(grid.count);
+  const painted = new Int32Array(pixels);
+  for (let n = 0; n < grid.count; n++) {
+    const R = input.regionCounts[n];
+    if (!(R >= 1 && R <= cells)) return E.left(`texGroup: canvas ${n} has ${R} regions for ${cells} cells`);
+    const rows = standardisedUnitRows(input.feats.subarray(n * cells * grid.D, (n + 1) * cells * grid.D), cells, grid.D);
+    const truth = input.regions.subarray(n * pixels, (n + 1) * pixels);
+    const random = splitmix32(0);
+    let sum = 0;
+    for (let restart = 0; restart < TEX_GROUP_RESTARTS; restart++) {
+      const clusters = kMeans(rows, cells, grid.D, R, TEX_GROUP_ITERATIONS, random);
+      for (let p = 0; p < pixels; p++) painted[p] = clusters[Math.floor(Math.floor(p / CANVAS) / grid.stride) * grid.w + Math.floor((p % CANVAS) / grid.stride)];
+      sum += matchedMeanIou(truth, painted, R);
+    }
+    perImage[n] = sum / TEX_GROUP_RESTARTS;
+  }
+  return E.right({ miou: perImage.reduce((s, v) => s + v, 0) / grid.count, perImage });
+}
+
 // ------------------------------------------------------------------------------------------- comparison
 
 export interface ProtocolResults {
@@ -499,6 +552,7 @@ export interface ProtocolResults {
   readonly fmDet?: FmDetResult;
   readonly fmCls?: FmClsResult;
   readonly dlPair?: DlPairResult;
+  readonly texGroup?: TexGroupResult;
 }
 
 export interface ModelComparison {
@@ -506,6 +560,7 @@ export interface ModelComparison {
   readonly fmDet?: { readonly mAP50: DeltaInterval; readonly agnosticAP50: DeltaInterval; readonly centreAP4: DeltaInterval };
   readonly fmCls?: { readonly top1: DeltaInterval };
   readonly dlPair?: { readonly auc: DeltaInterval };
+  readonly texGroup?: { readonly miou: DeltaInterval };
 }
 
 const sameArray = (a: ArrayLike<number>, b: ArrayLike<number>): boolean => {
@@ -516,7 +571,7 @@ const sameArray = (a: ArrayLike<number>, b: ArrayLike<number>): boolean => {
 
 /**
  * Δ = A − B with a paired-bootstrap CI for every protocol present in both results: over test canvases for
- * P1 and P2, test images for P3 and pairs for P5. Results are only comparable when they were computed on the
+ * P1 and P2, test images for P3, pairs for P5 and canvases for P4. Results are only comparable when they were computed on the
  * same units (same canvases, same ground truth, same pairs); otherwise this is a Left naming the mismatch.
  */
 export function compareModels(
@@ -524,7 +579,7 @@ export function compareModels(
   b: ProtocolResults,
   options: BootstrapOptions = DEFAULT_BOOTSTRAP,
 ): E.Either<string, ModelComparison> {
-  for (const key of ['fmSeg', 'fmDet', 'fmCls', 'dlPair'] as const) {
+  for (const key of ['fmSeg', 'fmDet', 'fmCls', 'dlPair', 'texGroup'] as const) {
     if ((a[key] === undefined) !== (b[key] === undefined)) {
       return E.left(`compareModels: ${key} is present in ${a[key] === undefined ? 'B' : 'A'} only`);
     }
@@ -534,6 +589,7 @@ export function compareModels(
     fmDet?: ModelComparison['fmDet'];
     fmCls?: ModelComparison['fmCls'];
     dlPair?: ModelComparison['dlPair'];
+    texGroup?: ModelComparison['texGroup'];
   } = {};
   if (a.fmSeg !== undefined && b.fmSeg !== undefined) {
     const sa = a.fmSeg;
@@ -575,16 +631,7 @@ export function compareModels(
     const ca = a.fmCls.perImageCorrect;
     const cb = b.fmCls.perImageCorrect;
     if (ca.length !== cb.length) return E.left(`compareModels fmCls: A has ${ca.length} test images, B has ${cb.length}`);
-    const accuracy = (correct: Uint8Array) => (weights: Float64Array): number => {
-      let hits = 0;
-      let total = 0;
-      for (let k = 0; k < correct.length; k++) {
-        hits += weights[k] * correct[k];
-        total += weights[k];
-      }
-      return hits / total;
-    };
-    comparison.fmCls = { top1: pairedBootstrapDelta(ca.length, accuracy(ca), accuracy(cb), options) };
+    comparison.fmCls = { top1: pairedBootstrapDelta(ca.length, weightedMean(ca), weightedMean(cb), options) };
   }
   if (a.dlPair !== undefined && b.dlPair !== undefined) {
     const pa = a.dlPair.pairs;
@@ -597,5 +644,21 @@ export function compareModels(
       auc: pairedBootstrapDelta(pa.labels.length, (w) => aucFromRanked(ra, w), (w) => aucFromRanked(rb, w), options),
     };
   }
+  if (a.texGroup !== undefined && b.texGroup !== undefined) {
+    const [ia, ib] = [a.texGroup.perImage, b.texGroup.perImage];
+    if (ia.length !== ib.length) return E.left(`compareModels texGroup: A has ${ia.length} canvases, B has ${ib.length}`);
+    comparison.texGroup = { miou: pairedBootstrapDelta(ia.length, weightedMean(ia), weightedMean(ib), options) };
+  }
   return E.right(comparison);
 }
+
+/** The bootstrap-weighted mean of per-unit values (a resample's accuracy or mean IoU). */
+const weightedMean = (values: ArrayLike<number>) => (weights: Float64Array): number => {
+  let sum = 0;
+  let total = 0;
+  for (let k = 0; k < values.length; k++) {
+    sum += weights[k] * values[k];
+    total += weights[k];
+  }
+  return sum / total;
+};

@@ -1,6 +1,6 @@
 // The frozen-feature evaluation of one pretraining checkpoint (EVAL_PROTOCOLS §3c–§3e): three feature sources
 // (the raw-pixel floor, the random-init model with the run's exact initial weights, the pretrained student
-// encoder) scored by P1, P2, P3 and P5 on identical splits, with Δ(pretrained − random init) and its 95%
+// encoder) scored by P1–P5 on identical splits, with Δ(pretrained − random init) and its 95%
 // paired-bootstrap CI. Both models go through the same compiled extractors after their own BN recalibration;
 // only the bound weight buffers differ. Effects here are limited to reading Fashion-MNIST and the device.
 import * as E from 'fp-ts/lib/Either.js';
@@ -8,6 +8,7 @@ import type { BackendName } from '../../compiler/runtime/errors.ts';
 import type { LoadedCheckpoint } from '../checkpoint.ts';
 import type { Config } from '../config.ts';
 import { generateDeadLeaves } from '../data/deadleaves.ts';
+import { GIMP_PATTERNS_DIR, heldOutPatterns, textureCanvases, type GreyTexture } from '../data/gimp.ts';
 import { FASHION_MNIST_DIR, loadFashionMnist, type FashionMnist } from '../data/fmnist.ts';
 import type { Image } from '../data/image.ts';
 import { mosaicSplit, pretrainingMosaics, type Mosaics } from '../data/mosaic.ts';
@@ -35,6 +36,7 @@ import {
   fmCls,
   fmDet,
   fmSeg,
+  texGroup,
   type ClsSplit,
   type DenseFeatures,
   type DetSplit,
@@ -60,6 +62,8 @@ export interface TierSizes {
   readonly fmCls: SplitSizes;
   /** DeadLeaves images of P5. */
   readonly dlPair: number;
+  /** GIMP-texture canvases of P4. */
+  readonly texGroup: number;
   /** Pretraining-domain images whose batch statistics recalibrate BN (§3d.2). */
   readonly recalibration: number;
 }
@@ -69,8 +73,8 @@ export interface TierSizes {
  * uses 500 images in the report tier (§3d.2) and 100 in the CI tier.
  */
 export const TIER_SIZES: Readonly<Record<Tier, TierSizes>> = {
-  ci: { mosaic: { train: 400, val: 100, test: 200 }, fmCls: { train: 2000, val: 1000, test: 2000 }, dlPair: 100, recalibration: 100 },
-  report: { mosaic: { train: 2000, val: 500, test: 1000 }, fmCls: { train: 10000, val: 2000, test: 10000 }, dlPair: 500, recalibration: 500 },
+  ci: { mosaic: { train: 400, val: 100, test: 200 }, fmCls: { train: 2000, val: 1000, test: 2000 }, dlPair: 100, texGroup: 100, recalibration: 100 },
+  report: { mosaic: { train: 2000, val: 500, test: 1000 }, fmCls: { train: 10000, val: 2000, test: 10000 }, dlPair: 500, texGroup: 300, recalibration: 500 },
 };
 
 /** First index of P3's validation images in the Fashion-MNIST train file (never used in pretraining). */
@@ -80,22 +84,25 @@ export const FM_CLS_SIZE = 32;
 /** P5 data: DeadLeaves seed 12, ρmin = 0.08; the pair sampler uses the same seed. */
 export const DL_PAIR_SEED = 12;
 export const DL_PAIR_RHO_MIN = 0.08;
+/** P4 canvases: seed 3. */
+export const TEX_GROUP_SEED = 3;
 /** Images per extractor run at 64×64; P3's 32×32 runs take 4× as many (same memory). */
 export const DEFAULT_BATCH = 20;
 
-export type ProtocolId = 'P1' | 'P2' | 'P3' | 'P5';
+export type ProtocolId = 'P1' | 'P2' | 'P3' | 'P4' | 'P5';
 
 /** What the floor column holds for each protocol. */
 export const FLOOR_NAMES: Readonly<Record<ProtocolId, string>> = {
   P1: 'pixels20 (grey 20×20 window at each cell)',
   P2: 'pixels20 (grey 20×20 window at each cell)',
   P3: 'pixels20, mean-pooled',
+  P4: 'pixels20 (grey 20×20 window at each cell)',
   P5: 'RGB at the cell centre',
 };
 
 export interface ResultRow {
   readonly protocol: ProtocolId;
-  readonly task: 'fm_seg' | 'fm_det' | 'fm_cls' | 'dl_pair';
+  readonly task: 'fm_seg' | 'fm_det' | 'fm_cls' | 'tex_group' | 'dl_pair';
   readonly metric: string;
   readonly floor: number;
   readonly randomInit: number;
@@ -145,6 +152,8 @@ export interface EvaluateOptions {
   readonly batch?: number;
   readonly fashionMnistDir?: string;
   readonly bootstrap?: BootstrapOptions;
+  /** P4's textures (default: the held-out GIMP patterns of `gimp-data`; tests pass generated ones). */
+  readonly textures?: readonly GreyTexture[];
   /** How many extra init seeds to score besides the run's own (default DEFAULT_OTHER_INITS). */
   readonly otherInits?: number;
 }
@@ -251,6 +260,18 @@ function dlData(count: number): DlData {
   return { images: setOf(images), leafId };
 }
 
+interface TexData {
+  readonly images: ImageSet;
+  readonly regions: Int32Array;
+  readonly regionCounts: Int32Array;
+}
+
+function texData(textures: E.Either<string, readonly GreyTexture[]>, count: number): E.Either<string, TexData> {
+  if (E.isLeft(textures)) return textures;
+  const c = textureCanvases(textures.right, count, TEX_GROUP_SEED);
+  return E.isLeft(c) ? c : E.right({ images: setOf(c.right.images), regions: c.right.regions, regionCounts: c.right.regionCounts });
+}
+
 /**
  * Pretraining-domain images for BN recalibration: the run's own DeadLeaves pool images (seed = config.seed,
  * index 0..n−1; a folder run also recalibrates on DeadLeaves) or its unlabelled FMNIST-Mosaic canvases.
@@ -275,7 +296,7 @@ function checkSizes(s: TierSizes, batch: number): E.Either<string, void> {
   const all: [string, number][] = [
     ['mosaic.train', s.mosaic.train], ['mosaic.val', s.mosaic.val], ['mosaic.test', s.mosaic.test],
     ['fmCls.train', s.fmCls.train], ['fmCls.val', s.fmCls.val], ['fmCls.test', s.fmCls.test],
-    ['dlPair', s.dlPair], ['recalibration', s.recalibration],
+    ['dlPair', s.dlPair], ['texGroup', s.texGroup], ['recalibration', s.recalibration],
   ];
   const bad = all.filter(([, n]) => !(Number.isInteger(n) && n >= 1));
   if (bad.length > 0) return E.left(`evaluation sizes must be positive integers: ${bad.map(([k, n]) => `${k} = ${n}`).join(', ')}`);
@@ -309,17 +330,19 @@ const detSplit = (f: DenseFeatures, m: Mosaics): DetSplit => ({
   items: m.items.map((items) => items.map((it) => ({ box: [it.x0, it.y0, it.x1, it.y1] as const, cls: it.classId, visible: it.visibleFraction }))),
 });
 
-/** Runs P1/P2 (shared splits), P3 and P5 on given features; each protocol's probe time goes to `seconds`. */
+/** Runs P1/P2 (shared splits), P3, P4 and P5 on given features; each protocol's probe time goes to `seconds`. */
 function scoreProtocols(
   label: string,
   dense: ProbeSplits<DenseFeatures> | undefined,
   pooled: ProbeSplits<Float32Array> | undefined,
   pairFeatures: DenseFeatures,
+  texFeatures: DenseFeatures | undefined,
   fm: FmData | undefined,
   dl: DlData,
+  tex: TexData | undefined,
   seconds: Record<string, number>,
 ): E.Either<string, ProtocolResults> {
-  const out: { fmSeg?: ProtocolResults['fmSeg']; fmDet?: ProtocolResults['fmDet']; fmCls?: ProtocolResults['fmCls']; dlPair?: ProtocolResults['dlPair'] } = {};
+  const out: { -readonly [K in keyof ProtocolResults]: ProtocolResults[K] } = {};
   if (fm !== undefined && dense !== undefined) {
     let t = now();
     const seg = fmSeg({ train: segSplit(dense.train, fm.mosaics.train), val: segSplit(dense.val, fm.mosaics.val), test: segSplit(dense.test, fm.mosaics.test) });
@@ -340,6 +363,13 @@ function scoreProtocols(
     out.fmCls = cls.right;
     seconds[`probe.P3.${label}`] = now() - t;
   }
+  if (tex !== undefined && texFeatures !== undefined) {
+    const t = now();
+    const grouped = texGroup({ ...texFeatures, regions: tex.regions, regionCounts: tex.regionCounts });
+    if (E.isLeft(grouped)) return E.left(`P4 on ${label}: ${grouped.left}`);
+    out.texGroup = grouped.right;
+    seconds[`probe.P4.${label}`] = now() - t;
+  }
   const t = now();
   const pairs = dlPair({ ...pairFeatures, leafId: dl.leafId, seed: DL_PAIR_SEED });
   if (E.isLeft(pairs)) return E.left(`P5 on ${label}: ${pairs.left}`);
@@ -356,6 +386,7 @@ async function evaluateModel(
   recal: ImageSet,
   fm: FmData | undefined,
   dl: DlData,
+  tex: TexData | undefined,
   log: EvalLog,
   seconds: Record<string, number>,
 ): Promise<E.Either<string, ProtocolResults>> {
@@ -389,6 +420,14 @@ async function evaluateModel(
     const pairFeatures = await run(dl.images, 'DeadLeaves P5 images');
     if (E.isLeft(pairFeatures)) return pairFeatures;
     seconds[`features.P5.${label}`] = now() - t;
+    let texFeatures: DenseFeatures | undefined;
+    if (tex !== undefined) {
+      t = now();
+      const f = await run(tex.images, 'P4 texture canvases');
+      if (E.isLeft(f)) return f;
+      texFeatures = f.right;
+      seconds[`features.P4.${label}`] = now() - t;
+    }
 
     let pooled: ProbeSplits<Float32Array> | undefined;
     if (fm !== undefined && ex.global !== undefined) {
@@ -412,14 +451,14 @@ async function evaluateModel(
       }
       seconds[`features.P3.${label}`] = now() - t;
     }
-    return scoreProtocols(label, denseSplits, pooled, pairFeatures.right, fm, dl, seconds);
+    return scoreProtocols(label, denseSplits, pooled, pairFeatures.right, texFeatures, fm, dl, tex, seconds);
   } finally {
     dense.right.free();
   }
 }
 
 /** The raw-pixel floors, on the same grids as the models. */
-function evaluateFloor(fm: FmData | undefined, dl: DlData, side: number, side32: number, seconds: Record<string, number>): E.Either<string, ProtocolResults> {
+function evaluateFloor(fm: FmData | undefined, dl: DlData, tex: TexData | undefined, side: number, side32: number, seconds: Record<string, number>): E.Either<string, ProtocolResults> {
   const t = now();
   let dense: ProbeSplits<DenseFeatures> | undefined;
   let pooled: ProbeSplits<Float32Array> | undefined;
@@ -430,8 +469,9 @@ function evaluateFloor(fm: FmData | undefined, dl: DlData, side: number, side32:
     pooled = { train: pooledWindows(fm.cls.train.images), val: pooledWindows(fm.cls.val.images), test: pooledWindows(fm.cls.test.images) };
   }
   const colour = cellColourFeatures(dl.images, CANVAS, side);
+  const texWindows = tex === undefined ? undefined : pixelWindowFeatures(tex.images, CANVAS, side);
   seconds['features.floor'] = now() - t;
-  return scoreProtocols('floor', dense, pooled, colour, fm, dl, seconds);
+  return scoreProtocols('floor', dense, pooled, colour, texWindows, fm, dl, tex, seconds);
 }
 
 /** Mean-pooled pixels20 of 32×32 images, computed in chunks so the full [N, h, w, 400] array never exists. */
@@ -462,6 +502,7 @@ const METRICS: readonly {
   { protocol: 'P2', task: 'fm_det', metric: 'agnostic AP50', value: (r) => r.fmDet?.agnosticAP50, delta: (c) => c.fmDet?.agnosticAP50 },
   { protocol: 'P2', task: 'fm_det', metric: 'centre-AP@4px', value: (r) => r.fmDet?.centreAP4, delta: (c) => c.fmDet?.centreAP4 },
   { protocol: 'P3', task: 'fm_cls', metric: 'top-1', value: (r) => r.fmCls?.top1, delta: (c) => c.fmCls?.top1 },
+  { protocol: 'P4', task: 'tex_group', metric: 'mIoU', value: (r) => r.texGroup?.miou, delta: (c) => c.texGroup?.miou },
   { protocol: 'P5', task: 'dl_pair', metric: 'AUC', value: (r) => r.dlPair?.auc, delta: (c) => c.dlPair?.auc },
 ];
 
@@ -478,7 +519,8 @@ function rowsOf(floor: ProtocolResults, random: ProtocolResults, others: readonl
 
 /**
  * Evaluate a checkpoint's student encoder against the run's initial weights and the raw-pixel floor. P1–P3
- * are skipped (with the reason) when Fashion-MNIST cannot be read; P5 always runs.
+ * are skipped (with the reason) when Fashion-MNIST cannot be read, P4 when no textures are given and gimp-data's
+ * patterns cannot be read; P5 always runs.
  */
 export async function evaluate(
   checkpoint: LoadedCheckpoint,
@@ -516,11 +558,18 @@ export async function evaluate(
     log.warn(`skipping P1, P2 and P3: ${reason}`);
   }
   const fmOk = E.isRight(fm) ? fm.right : undefined;
+  const tex = texData(options.textures === undefined ? heldOutPatterns(GIMP_PATTERNS_DIR) : E.right(options.textures), sizes.texGroup);
+  if (E.isLeft(tex)) {
+    const reason = `the GIMP textures are not available (install gimp-data): ${tex.left}`;
+    skipped.push({ protocol: 'P4', reason });
+    log.warn(`skipping P4: ${reason}`);
+  }
+  const texOk = E.isRight(tex) ? tex.right : undefined;
   const dl = dlData(sizes.dlPair);
   const recal = recalibrationImages(config, sizes.recalibration, fmTrain);
   if (E.isLeft(recal)) return recal;
   seconds.data = now() - t;
-  log.info(`data ready in ${seconds.data.toFixed(1)} s: ${fmOk === undefined ? 'no Fashion-MNIST' : `mosaics ${sizes.mosaic.train}/${sizes.mosaic.val}/${sizes.mosaic.test}, P3 ${sizes.fmCls.train}/${sizes.fmCls.val}/${sizes.fmCls.test}`}, P5 ${sizes.dlPair} images; BN recalibration on ${recal.right.source}`);
+  log.info(`data ready in ${seconds.data.toFixed(1)} s: ${fmOk === undefined ? 'no Fashion-MNIST' : `mosaics ${sizes.mosaic.train}/${sizes.mosaic.val}/${sizes.mosaic.test}, P3 ${sizes.fmCls.train}/${sizes.fmCls.val}/${sizes.fmCls.test}`}, ${texOk === undefined ? 'no P4' : `P4 ${sizes.texGroup} canvases`}, P5 ${sizes.dlPair} images; BN recalibration on ${recal.right.source}`);
 
   t = now();
   const compiled: CompiledExtractor[] = [];
@@ -547,22 +596,22 @@ export async function evaluate(
     log.info(`compiled on ${dense.right.backend} in ${seconds.compile.toFixed(1)} s; features ${side}×${side}×${dense.right.graph.dim} at 64×64`);
 
     log.info('raw-pixel floor');
-    const floor = evaluateFloor(fmOk, dl, side, global?.graph.side ?? 1, seconds);
+    const floor = evaluateFloor(fmOk, dl, texOk, side, global?.graph.side ?? 1, seconds);
     if (E.isLeft(floor)) return floor;
     log.info('random init (the run\'s initial weights)');
-    const random = await evaluateModel('random', randomWeights.right, ex, recal.right.images, fmOk, dl, log, seconds);
+    const random = await evaluateModel('random', randomWeights.right, ex, recal.right.images, fmOk, dl, texOk, log, seconds);
     if (E.isLeft(random)) return random;
     const others: ProtocolResults[] = [];
     for (const seed of otherSeeds) {
       log.info(`random init, seed ${seed} (init variance)`);
       const weights = initialEncoderWeights(config, seed);
       if (E.isLeft(weights)) return weights;
-      const other = await evaluateModel(`init-seed-${seed}`, weights.right, ex, recal.right.images, fmOk, dl, log, seconds);
+      const other = await evaluateModel(`init-seed-${seed}`, weights.right, ex, recal.right.images, fmOk, dl, texOk, log, seconds);
       if (E.isLeft(other)) return other;
       others.push(other.right);
     }
     log.info(`pretrained (step ${checkpoint.step})`);
-    const pretrained = await evaluateModel('pretrained', pretrainedWeights.right, ex, recal.right.images, fmOk, dl, log, seconds);
+    const pretrained = await evaluateModel('pretrained', pretrainedWeights.right, ex, recal.right.images, fmOk, dl, texOk, log, seconds);
     if (E.isLeft(pretrained)) return pretrained;
 
     t = now();
