@@ -232,10 +232,10 @@ test("schedules equal the authors' cosine_scheduler at every step, to the bit (r
 test('the cpu-small warm-up reaches the peak at its last step (t = W − 1), as np.linspace does', () => {
   const { optim } = presets['cpu-small'];
   const s = { peak: peakLearningRate(optim), warmupSteps: optim.warmupSteps, totalSteps: optim.steps };
-  assert.deepEqual([s.peak, s.warmupSteps, s.totalSteps], [10, 40, 400]);
-  assert.equal(learningRateAt(39, s), 10);
+  assert.deepEqual([s.peak, s.warmupSteps, s.totalSteps], [10, 28, 280]);
+  assert.equal(learningRateAt(27, s), 10);
   assert.equal(learningRateAt(0, s), 0.1);
-  assert.equal(learningRateAt(40, s), 10);
+  assert.equal(learningRateAt(28, s), 10);
 });
 
 test('EMA momentum: base at 0, 1 at the end, increasing, halfway at T/2', () => {

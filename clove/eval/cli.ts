@@ -9,8 +9,9 @@ import { backendNames, type BackendName } from '../config.ts';
 import { DEFAULT_BATCH, DEFAULT_OTHER_INITS, evaluate, tierNames, type EvalLog, type EvalReport, type ResultRow, type Tier } from './run.ts';
 
 export const EVAL_USAGE = `usage: clove eval --checkpoint <run dir or checkpoint dir> [--tier ci|report] [--backend ${backendNames.join('|')}] [--batch N] [--init-seeds N] [--fashion-mnist dir] [--json] [--out file]
-  --tier ci      P1/P2 400/100/200 canvases, P3 2000/1000/2000 images, P5 100 images, BN recalibration on 100 (default)
-  --tier report  P1/P2 2000/500/1000, P3 10000/2000/10000, P5 500, BN recalibration on 500
+  --tier ci      P1/P2 400/100/200 canvases, P3 2000/1000/2000 images, P4 100 canvases, P5 100 images, BN recalibration on 100 (default)
+  --tier report  P1/P2 2000/500/1000, P3 10000/2000/10000, P4 300, P5 500, BN recalibration on 500
+  (P4 needs gimp-data's patterns in /usr/share/gimp/2.0/patterns; without them it is skipped with the reason)
   --batch N      images per extractor run at 64×64 (default ${DEFAULT_BATCH}); P3's 32×32 runs take 4N
   --init-seeds N extra random inits (seeds seed+1 … seed+N) scored to show init variance (default ${DEFAULT_OTHER_INITS}, §3d.1)
   --fashion-mnist dir  where the Fashion-MNIST idx files are (default ${FASHION_MNIST_DIR}); without them P1–P3 are skipped
@@ -119,6 +120,7 @@ export function formatReport(report: EvalReport): string {
   const perProtocol = [
     ...(has('P1') ? [`P1+P2 features ${features('P1P2')} (all models), probes P1 ${probes('P1')}, P2 ${probes('P2')} (floor and all models)`] : []),
     ...(has('P3') ? [`P3 features ${features('P3')}, probes ${probes('P3')}`] : []),
+    ...(has('P4') ? [`P4 features ${features('P4')}, k-means ${probes('P4')}`] : []),
     ...(has('P5') ? [`P5 features ${features('P5')}, probes ${probes('P5')}`] : []),
   ];
   const out = [
