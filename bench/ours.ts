@@ -140,16 +140,10 @@ export async function benchStep(
     const liveHandlesBefore = exe.device.liveHandles().count;
     const losses: number[] = [];
     const once = async (afterLaunch?: AfterLaunch): Promise<void> => {
-      const r = await exe.run({ ...stateHandles, ...inputHandles }, afterLaunch);
+      const r = await exe.step(stateHandles, inputHandles, [syncOn], afterLaunch);
       const out = E.isLeft(r) ? fail(`step on ${backend}`, r.left) : r.right;
-      for (const name of Object.keys(state)) {
-        exe.device.free(stateHandles[name]);
-        stateHandles[name] = out[name];
-      }
-      for (const [name, h] of Object.entries(out)) if (state[name] === undefined && name !== syncOn) exe.device.free(h);
-      const loss = await exe.read(out[syncOn]);
-      exe.device.free(out[syncOn]);
-      losses.push(E.isLeft(loss) ? fail(`read '${syncOn}'`, loss.left) : loss.right[0]);
+      Object.assign(stateHandles, out.state);
+      losses.push(out.values[syncOn][0]);
     };
     const { timing, firstRunMs } = await timeAdaptive(() => once(), policy);
     const profiled = profile ? { profile: await profileStep(exe, once) } : {};

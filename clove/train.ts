@@ -568,35 +568,22 @@ async function runLoop(
     const timing = profiler !== null && t === startStep + 2;
     if (timing) await profiler.calibrate();
     const hook = warming ? profiler.warm : timing ? profiler.timed : undefined;
-    const out = await exe.run({ ...handles, ...batch.inputs, [INPUT.learningRate]: new Float32Array([lr]), [INPUT.emaMomentum]: new Float32Array([m]) }, hook);
-    if (timing) reportProfile(profiler, t + 1, outDir, log);
-    if (E.isLeft(out)) return E.left(`step ${t}: ${out.left}; last good checkpoint: ${lastGood()}`);
     const stepDone = t + 1;
-    stepsDone = stepDone;
     const isLast = stepDone === until;
     const wantMetrics = stepDone % config.run.metricsEvery === 0 || stepDone % config.run.logEvery === 0 || isLast || t === startStep;
     const wantPictures = stepDone % config.run.picturesEvery === 0 || isLast;
-    let metrics: Record<string, number> | undefined;
-    if (wantMetrics) {
-      metrics = {};
-      for (const name of METRIC_NAMES) {
-        const r = await exe.read(out.right[metricOutputName(name)]);
-        if (E.isLeft(r)) return E.left(`step ${stepDone}: reading the metric '${name}' failed: ${r.left}; last good checkpoint: ${lastGood()}`);
-        metrics[name] = r.right[0];
-      }
+    const read = [...(wantMetrics ? METRIC_NAMES.map(metricOutputName) : []), ...(wantPictures ? [ATTENTION_OUTPUT] : [])];
+    const inputs = { ...batch.inputs, [INPUT.learningRate]: new Float32Array([lr]), [INPUT.emaMomentum]: new Float32Array([m]) };
+    const out = await exe.step(handles, inputs, read, hook);
+    if (timing) reportProfile(profiler, stepDone, outDir, log);
+    if (E.isLeft(out)) {
+      freeState();
+      return E.left(`step ${stepDone}: ${out.left}; last good checkpoint: ${lastGood()}`);
     }
-    let attention: Float32Array | undefined;
-    if (wantPictures) {
-      const r = await exe.read(out.right[ATTENTION_OUTPUT]);
-      if (E.isRight(r)) attention = r.right;
-    }
-    // Free what was read (or not needed) and swap the new state in.
-    for (const [name, h] of Object.entries(out.right)) {
-      if (name in handles) {
-        dev.free(handles[name]);
-        handles[name] = h;
-      } else dev.free(h);
-    }
+    Object.assign(handles, out.right.state);
+    stepsDone = stepDone;
+    const metrics = wantMetrics ? Object.fromEntries(METRIC_NAMES.map((name) => [name, out.right.values[metricOutputName(name)][0]])) : undefined;
+    const attention = wantPictures ? out.right.values[ATTENTION_OUTPUT] : undefined;
     const stepMs = performance.now() - tStep;
     if (t > startStep) timedSteps++;
     if (metrics !== undefined) {

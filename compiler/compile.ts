@@ -117,12 +117,56 @@ export interface Executable {
    * on the device. `afterLaunch`, when given, is awaited after every kernel launch with the kernel's index in
    * `plan.kernels` and its output (a profiler synchronizes there).
    */
-  run(inputs: RunInputs, afterLaunch?: (kernel: number, output: DeviceHandle) => Promise<void>): Promise<E.Either<string, Record<string, DeviceHandle>>>;
+  run(inputs: RunInputs, afterLaunch?: AfterLaunch): Promise<E.Either<string, Record<string, DeviceHandle>>>;
   upload(name: string, data: Float32Array): Promise<E.Either<string, DeviceHandle>>;
   read(handle: DeviceHandle): Promise<E.Either<string, Float32Array>>;
   /** Waits until `handle` and everything queued before it is computed (a no-op where launches are synchronous). */
   synchronize(handle: DeviceHandle): Promise<E.Either<string, void>>;
+  /**
+   * One step with donated state, as JAX's `donate_argnums`: runs on `state` (device handles by input name) and
+   * `inputs`, reads the outputs named in `read` to the host, and returns the new state (each output named like a
+   * state entry replaces it; the others pass through). The replaced state and every output not kept are freed, so a
+   * training loop never frees a buffer by hand. On a failure the given state is left as it was.
+   */
+  step(state: Readonly<Record<string, DeviceHandle>>, inputs: RunInputs, read?: readonly string[], afterLaunch?: AfterLaunch): Promise<E.Either<string, StepResult>>;
   dispose(): Promise<void>;
+}
+
+export type AfterLaunch = (kernel: number, output: DeviceHandle) => Promise<void>;
+
+export interface StepResult {
+  readonly state: Record<string, DeviceHandle>;
+  readonly values: Record<string, Float32Array>;
+}
+
+/** `Executable.step` for any target, from its run, read and free. */
+export function donatingStep(exe: Pick<Executable, 'run' | 'read' | 'device'>): Executable['step'] {
+  return async (state, inputs, read = [], afterLaunch) => {
+    const out = await exe.run({ ...inputs, ...state }, afterLaunch);
+    if (E.isLeft(out)) return out;
+    const values: Record<string, Float32Array> = {};
+    let failure: string | undefined;
+    for (const name of read) {
+      const h = out.right[name];
+      const r = h === undefined ? E.left(`the program has no output '${name}'`) : await exe.read(h);
+      if (E.isLeft(r)) {
+        failure = `reading '${name}': ${r.left}`;
+        break;
+      }
+      values[name] = r.right;
+    }
+    const next: Record<string, DeviceHandle> = {};
+    for (const name of Object.keys(state)) if (out.right[name] !== undefined) next[name] = out.right[name];
+    const kept = new Set(Object.values(next));
+    // Outputs that are the same node share one handle: free each once, and none that becomes state.
+    for (const h of new Set(Object.values(out.right))) if (!kept.has(h)) exe.device.free(h);
+    if (failure !== undefined) {
+      for (const h of kept) exe.device.free(h);
+      return E.left(failure);
+    }
+    for (const name of Object.keys(next)) exe.device.free(state[name]);
+    return E.right({ state: { ...state, ...next }, values });
+  };
 }
 
 const devErr = (e: DeviceError): string => formatDeviceError(e);
@@ -205,7 +249,7 @@ function makeExecutable(device: Device, p: ProgramPlan, kernels: readonly Device
     return E.isLeft(h) ? E.left(devErr(h.left)) : h;
   };
   const leafIds = new Set([...p.bindings.values()].map((l) => l.id));
-  return {
+  const exe: Omit<Executable, 'step'> = {
     backend: device.backend,
     device,
     plan: p,
@@ -272,4 +316,5 @@ function makeExecutable(device: Device, p: ProgramPlan, kernels: readonly Device
       return E.right(result);
     },
   };
+  return { ...exe, step: donatingStep(exe) };
 }

@@ -2,7 +2,7 @@
 // synchronizes after every kernel: a 1-cell probe reading the kernel's output, then a 4-byte readback. Used by
 // `npm run bench -- step --profile` and `clove pretrain --profile`.
 import * as E from 'fp-ts/lib/Either.js';
-import type { Executable } from './compile.ts';
+import type { AfterLaunch, Executable } from './compile.ts';
 import { flopsOf } from './facts.ts';
 import { showShape } from './ir.ts';
 import type { DeviceHandle } from './runtime/device.ts';
@@ -28,7 +28,7 @@ export interface StepProfile {
   readonly rows: readonly KernelProfileRow[];
 }
 
-export type AfterLaunch = (kernel: number, output: DeviceHandle) => Promise<void>;
+export type { AfterLaunch } from './compile.ts';
 
 /**
  * Profiles one step of `exe` in two passes of the caller's step function: `warm` (builds a probe per output size:

@@ -4,6 +4,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import * as T from '../dsl/index.ts';
 import { compile } from '../compiler/compile.ts';
 import type { BackendName } from '../compiler/runtime/errors.ts';
+import type { DeviceHandle } from '../compiler/runtime/device.ts';
 
 const params = { w1: T.param('w1', [2, 16]), w2: T.param('w2', [16, 1]) };
 const x = T.input('x', [64, 2]);
@@ -18,7 +19,7 @@ const sgd = (name: 'w1' | 'w2') => T.sub(params[name], T.mul(grads[name] as T.Te
 const backend = (process.argv[2] ?? 'auto') as BackendName | 'auto';
 const exe = await compile(T.makeGraph({ loss, w1: sgd('w1'), w2: sgd('w2') }), { backend, log: (l) => console.log(l) });
 if (E.isLeft(exe)) throw new Error(exe.left);
-const { run, upload, read, device } = exe.right;
+const { step, upload, device } = exe.right;
 console.log(`${exe.right.plan.kernels.length} kernels, peak ${exe.right.plan.memory.peakBytes} bytes`);
 
 const xs = Float32Array.from({ length: 128 }, (_v, i) => Math.sin(i * i * 0.37));
@@ -26,17 +27,14 @@ const ys = Float32Array.from({ length: 64 }, (_v, n) => xs[2 * n] * xs[2 * n + 1
 const init = (n: number) => Float32Array.from({ length: n }, (_v, i) => 0.5 * Math.cos(i * 1.7));
 const handles = await Promise.all([upload('x', xs), upload('y', ys), upload('w1', init(32)), upload('w2', init(16))]);
 const [xh, yh, w1, w2] = handles.map((h) => (E.isRight(h) ? h.right : (() => { throw new Error(h.left); })()));
-let state = { w1, w2 };
-for (let step = 1; step <= 200; step++) {
-  const out = await run({ x: xh, y: yh, ...state });
+let state: Record<string, DeviceHandle> = { w1, w2 };
+for (let i = 1; i <= 200; i++) {
+  const show = i === 1 || i % 50 === 0;
+  // The state is donated: the old w1, w2 are freed, the new ones returned; 'loss' is read only when shown.
+  const out = await step(state, { x: xh, y: yh }, show ? ['loss'] : []);
   if (E.isLeft(out)) throw new Error(out.left);
-  device.free(state.w1);
-  device.free(state.w2);
-  state = { w1: out.right.w1, w2: out.right.w2 };
-  if (step === 1 || step % 50 === 0) {
-    const l = await read(out.right.loss); // the only readback
-    if (E.isRight(l)) console.log(`step ${step}: loss ${l.right[0].toFixed(5)}`);
-  }
-  device.free(out.right.loss);
+  state = out.right.state;
+  if (show) console.log(`step ${i}: loss ${out.right.values.loss[0].toFixed(5)}`);
 }
+for (const h of Object.values(state)) device.free(h);
 await exe.right.dispose();

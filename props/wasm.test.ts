@@ -8,12 +8,13 @@ import * as E from 'fp-ts/lib/Either.js';
 import fc from 'fast-check';
 import { vjp } from '../compiler/autodiff.ts';
 import * as b from '../compiler/build.ts';
-import { compile, plan } from '../compiler/compile.ts';
+import { compile, plan, type StepResult } from '../compiler/compile.ts';
 import { makeGraph, type Graph, type Node } from '../compiler/ir.ts';
 import type { PrimName } from '../compiler/params.ts';
 import { bufferBytes } from '../compiler/schedule.ts';
 import { layoutArena } from '../compiler/targets/wasm/compile.ts';
 import { WasmDevice } from '../compiler/targets/wasm/device.ts';
+import type { DeviceHandle } from '../compiler/runtime/device.ts';
 import { wasmTarget } from '../compiler/targets/wasm/target.ts';
 import * as T from '../dsl/index.ts';
 import { anyCase, buildCase, drawValues, generators, prng, type Case } from './gen.ts';
@@ -130,7 +131,7 @@ describe('wasm back end', () => {
     }
   });
 
-  test('100 compiled SGD steps on device-resident state: live handles, live bytes and memory size unchanged', async () => {
+  test('100 compiled SGD steps through Executable.step (donated state): live handles, live bytes and memory size unchanged; a failed step leaves the state usable', async () => {
     const x = T.input('x', [64, 3, 16, 16]);
     const w = T.param('w', [8, 3, 3, 3]);
     const v = T.param('v', [8, 10]);
@@ -146,24 +147,26 @@ describe('wasm back end', () => {
     const fixed = { x: await exe.right.upload('x', data([64, 3, 16, 16])), y: await exe.right.upload('y', data([64, 10])) };
     const init = { w: await exe.right.upload('w', data([8, 3, 3, 3])), v: await exe.right.upload('v', data([8, 10])) };
     assert.ok(E.isRight(fixed.x) && E.isRight(fixed.y) && E.isRight(init.w) && E.isRight(init.v));
-    let state = { w: init.w.right, v: init.v.right };
+    let state: Record<string, DeviceHandle> = { w: init.w.right, v: init.v.right };
+    const inputs = { x: fixed.x.right, y: fixed.y.right };
     let before = { count: 0, bytes: 0, memory: 0 };
     const losses: number[] = [];
     for (let step = 0; step < 100; step++) {
-      const out = await exe.right.run({ ...state, x: fixed.x.right, y: fixed.y.right });
+      const out: E.Either<string, StepResult> = await exe.right.step(state, inputs, ['loss']);
       assert.ok(E.isRight(out));
-      dev.free(state.w);
-      dev.free(state.v);
-      state = { w: out.right.w, v: out.right.v };
-      const l = await exe.right.read(out.right.loss);
-      assert.ok(E.isRight(l));
-      dev.free(out.right.loss);
-      losses.push(l.right[0]);
+      assert.deepEqual(Object.keys(out.right.state).sort(), ['v', 'w']);
+      state = out.right.state;
+      losses.push(out.right.values.loss[0]);
       const now = { ...dev.liveHandles(), memory: dev.memory.buffer.byteLength };
       if (step === 1) before = now;
       if (step > 1) assert.deepEqual(now, before, `step ${step}: memory grew`);
     }
     assert.ok(losses[99] < losses[0], 'the loss falls');
+    const failed = await exe.right.step(state, inputs, ['loss', 'nothing-by-that-name']);
+    assert.ok(E.isLeft(failed) && /no output 'nothing-by-that-name'/.test(failed.left));
+    assert.deepEqual({ ...dev.liveHandles(), memory: dev.memory.buffer.byteLength }, before, 'a failed step frees what it made and keeps the state');
+    const again = await exe.right.step(state, inputs, ['loss']);
+    assert.ok(E.isRight(again) && again.right.values.loss[0] < losses[99], 'the kept state steps on');
     await exe.right.dispose();
   });
 

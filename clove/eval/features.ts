@@ -221,21 +221,10 @@ export async function compileExtractor(config: Config, spec: ExtractorSpec, opti
       }
       return E.right({
         free,
+        // No state: the weights stay bound, every output is read and freed.
         run: async (batch) => {
-          const out = await ex.run({ ...handles, [IMAGES_INPUT]: batch });
-          if (E.isLeft(out)) return out;
-          const values: Record<string, Float32Array> = {};
-          let failure: string | undefined;
-          for (const [name, h] of Object.entries(out.right)) {
-            if (failure === undefined) {
-              const r = await ex.read(h);
-              if (E.isLeft(r)) failure = `reading '${name}': ${r.left}`;
-              else values[name] = r.right;
-            }
-          }
-          // Outputs that are the same node share one handle: free each once.
-          for (const h of new Set(Object.values(out.right))) ex.device.free(h);
-          return failure === undefined ? E.right(values) : E.left(failure);
+          const out = await ex.step({}, { ...handles, [IMAGES_INPUT]: batch }, Object.keys(g.outputs));
+          return E.isLeft(out) ? out : E.right(out.right.values);
         },
       });
     },

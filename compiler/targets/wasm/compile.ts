@@ -2,7 +2,7 @@
 // instantiate it on the device's threads, and lay the program's intermediate tensors out at static offsets of one
 // arena (first fit over the memory plan's lifetimes). Leaves and outputs are device handles the caller owns.
 import * as E from 'fp-ts/lib/Either.js';
-import { plan, type CompileOptions, type Executable, type ProgramPlan } from '../../compile.ts';
+import { donatingStep, plan, type CompileOptions, type Executable, type ProgramPlan } from '../../compile.ts';
 import { numel, showShape } from '../../ir.ts';
 import { describeTensor } from '../../memplan.ts';
 import { DeviceHandle } from '../../runtime/device.ts';
@@ -138,7 +138,7 @@ function makeExecutable(
   };
   const outputs = new Set(Object.values(p.graph.outputs).map((n) => n.id));
   let disposed = false;
-  return {
+  const exe: Omit<Executable, 'step'> = {
     backend: 'wasm',
     device,
     plan: p,
@@ -220,4 +220,5 @@ function makeExecutable(
       return E.right(result);
     },
   };
+  return { ...exe, step: donatingStep(exe) };
 }
