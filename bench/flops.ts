@@ -1,4 +1,4 @@
-// The analytic FLOP model shared with the peer benchmarks (/work/shared/peers/flops.js), so that GFLOP/s of
+// The analytic FLOP model shared with the peer benchmarks (../shared/peers/flops.js), so that GFLOP/s of
 // every system divide the same numerator: 1 multiply-add = 2 FLOP, only convolutions and matrix products are
 // counted (BN, ReLU, softmax and the optimizer are not). `graphFlops` counts the same quantity on a compiled
 // graph, which ties the model to what our programs actually contain.

@@ -171,7 +171,7 @@ async function runMicro(o: BenchOptions, log: (line: string) => void): Promise<{
   const { use, lines } = await usableBackends(o.backends);
   const rows: Row[] = [];
   const notes: string[] = [
-    `GFLOP/s = analytic FLOPs (flops.ts = /work/shared/peers/flops.js: ${Object.entries(microFlops(m)).map(([k, v]) => `${k} ${(v / 1e9).toFixed(3)}`).join(', ')} GFLOP) ÷ median time`,
+    `GFLOP/s = analytic FLOPs (flops.ts = ../shared/peers/flops.js: ${Object.entries(microFlops(m)).map(([k, v]) => `${k} ${(v / 1e9).toFixed(3)}`).join(', ')} GFLOP) ÷ median time`,
     'ours: inputs uploaded once, outputs left on the device; each timed run ends with a 1-cell kernel reading one output and a 4-byte readback (on webgpu this waits for the queue; on cpu/webasm kernels finish inside launch)',
     'tfjs: cpu/wasm kernels run to completion inside each op, webgpu ops are queued; each run ends with a read of its smallest output (on webgpu this waits for the queue)',
   ];

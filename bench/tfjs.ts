@@ -1,5 +1,5 @@
 // TensorFlow.js 4.22 peers (tfjs-backend-cpu, tfjs-backend-wasm, tfjs-backend-webgpu) on the same workloads, in the same process
-// as our runs. The model and the wasm weight-gradient replacement follow /work/shared/peers/tfjs_bench.js
+// as our runs. The model and the wasm weight-gradient replacement follow ../shared/peers/tfjs_bench.js
 // (NHWC, as tfjs prefers); this is a typed rewrite, not a copy.
 //
 // Loading: tfjs-core's CommonJS build (what Node resolves) registers no gradients; the union package's build

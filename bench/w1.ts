@@ -1,4 +1,4 @@
-// Workload W1 of the peer benchmarks (/work/shared/peers/README.md, "W1 as built"), written in our DSL as ONE
+// Workload W1 of the peer benchmarks (../shared/peers/README.md, "W1 as built"), written in our DSL as ONE
 // training step: student forward (encoder + projector + MHSA predictor) on both views batched together, teacher
 // forward, the README's dense hinge loss in both directions, gradients, SGD with momentum and weight decay
 // (PyTorch semantics: one parameter group, decay on every parameter), then the EMA teacher update from the

@@ -5,17 +5,18 @@ Recomputes every case written by tools/dump_metric_cases.ts with the functions o
 (imported by path) and prints the largest absolute difference per metric; exits 1 when one exceeds its
 tolerance. Usage:
     node --import tsx tools/dump_metric_cases.ts /tmp/clove_metric_cases.json 1
-    python3 tools/crosscheck_metrics.py /tmp/clove_metric_cases.json [/work/shared/tools/datasets_ref.py]
+    python3 tools/crosscheck_metrics.py /tmp/clove_metric_cases.json [../shared/tools/datasets_ref.py]
 """
 import importlib.util
 import json
+import os
 import sys
 
 import numpy as np
 from scipy import ndimage as ndi
 
 cases_path = sys.argv[1] if len(sys.argv) > 1 else "/tmp/clove_metric_cases.json"
-ref_path = sys.argv[2] if len(sys.argv) > 2 else "/work/shared/tools/datasets_ref.py"
+ref_path = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../shared/tools/datasets_ref.py")
 spec = importlib.util.spec_from_file_location("datasets_ref", ref_path)
 ref = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ref)

@@ -1,6 +1,6 @@
 // Writes random metric cases, together with what the TypeScript metrics and protocols compute for them, to a
 // JSON file; tools/crosscheck_metrics.py recomputes every case with the numpy reference
-// (/work/shared/tools/datasets_ref.py) and prints the largest difference per metric.
+// (../shared/tools/datasets_ref.py) and prints the largest difference per metric.
 // Run: node --import tsx tools/dump_metric_cases.ts [out.json] [seed]
 import { writeFileSync } from 'node:fs';
 import * as E from 'fp-ts/lib/Either.js';
