@@ -629,6 +629,24 @@ function panel(f: Fn, M: number, K: number, ptr: { a: number; b: number; c: numb
   if (M % ROWS > 0) block(M % ROWS);
 }
 
+/**
+ * The column panel starting at column local `j` of a `width`-wide output: full when `width` is a multiple of COLS;
+ * otherwise the last panel stores only its `width mod COLS` valid columns (its loads read past the row: memory
+ * keeps slack).
+ */
+function columnPanel(f: Fn, M: number, K: number, ptr: { a: number; b: number; c: number }, stride: { aRow: number; bK: number; cRow: number }, j: number, width: number): void {
+  if (width % COLS === 0) {
+    panel(f, M, K, ptr, stride, null);
+    return;
+  }
+  const c = f.code;
+  c.localGet(j).i32Const(width - (width % COLS)).i32LtS().if();
+  panel(f, M, K, ptr, stride, null);
+  c.else();
+  panel(f, M, K, ptr, stride, width % COLS);
+  c.end();
+}
+
 /** A loop over work items [start, end) with the item index in a local; `body` renders one item. */
 function itemLoop(f: Fn, start: number, end: number, body: (item: number) => void): void {
   const c = f.code;
@@ -657,17 +675,7 @@ function dotKernel(node: Node<'dot'>, operands: readonly number[]): WasmKernel {
     c.localGet(pA).localGet(bi).i32Const(M * K * 4).i32Mul().i32Add().localSet(ba);
     c.localGet(pB).localGet(bi).i32Const(K * N * 4).i32Mul().i32Add().localGet(j).i32Const(2).i32Shl().i32Add().localSet(bb);
     c.localGet(out).localGet(bi).i32Const(M * N * 4).i32Mul().i32Add().localGet(j).i32Const(2).i32Shl().i32Add().localSet(bc);
-    const stride = { aRow: K * 4, bK: N * 4, cRow: N * 4 };
-    const ptr = { a: ba, b: bb, c: bc };
-    if (N % COLS === 0) panel(f, M, K, ptr, stride, null);
-    else {
-      // The last panel stores only the N mod 8 valid columns (its loads read past the row: memory keeps slack).
-      c.localGet(j).i32Const(N - (N % COLS)).i32LtS().if();
-      panel(f, M, K, ptr, stride, null);
-      c.else();
-      panel(f, M, K, ptr, stride, N % COLS);
-      c.end();
-    }
+    columnPanel(f, M, K, { a: ba, b: bb, c: bc }, { aRow: K * 4, bK: N * 4, cRow: N * 4 }, j, N);
   });
   return { params: params.slice(1), locals: f.locals, code: c, items: batch * panels, itemAlign: 1, work: batch * M * N * K, scratchBytes: 0, operands };
 }
@@ -772,16 +780,7 @@ function convKernel(node: Node<'conv2d'>, operands: readonly number[], pad: Retu
           c.end();
         } else scalarLanes();
       }
-    const stride2 = { aRow: K * 4, bK: COLS * 4, cRow: P * 4 };
-    const ptr = { a: wg, b: scratch, c: cg };
-    if (P % COLS === 0) panel(f, Og, K, ptr, stride2, null);
-    else {
-      c.localGet(j).i32Const(P - (P % COLS)).i32LtS().if();
-      panel(f, Og, K, ptr, stride2, null);
-      c.else();
-      panel(f, Og, K, ptr, stride2, P % COLS);
-      c.end();
-    }
+    columnPanel(f, Og, K, { a: wg, b: scratch, c: cg }, { aRow: K * 4, bK: COLS * 4, cRow: P * 4 }, j, P);
   });
   return { params: params.slice(1), locals: f.locals, code: c, items: N * groups * panels, itemAlign: 1, work: N * O * P * K, scratchBytes: K * COLS * 4, operands };
 }

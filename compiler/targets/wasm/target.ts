@@ -12,17 +12,19 @@ import { foldablePad } from './render.ts';
  * the convolution form (its implicit GEMM has a 9-column output and a 16 K-long reduction), and W1 794 ms vs 1 234.
  */
 const TAP_GRAD_MIN_PRODUCTS = 2 ** 22;
+/** Kernel arguments are function parameters: no binding-slot limit worth fusing around. */
+const MAX_KERNEL_INPUTS = 64;
 
 export const wasmTarget: Target = {
   name: 'wasm',
   chooseAlgorithms: expandConvWeightGrads({
     algorithm: (n) => (productsPerTap(n) >= TAP_GRAD_MIN_PRODUCTS ? 'taps' : 'conv'),
-    // GEMM templates block their reduction loops themselves: no batch split.
+    // Each tap's product sums at most 4096 products, the batch split in chunks summed after: measured on the same
+    // conv, 59 ms against 105 ms for one 16 K-long reduction per tap (W1 796 ms against 891).
     maxLoop: 4096,
-    maxKernelInputs: 64,
+    maxKernelInputs: MAX_KERNEL_INPUTS,
   }),
-  // Kernel arguments are function parameters: no binding-slot limit worth fusing around.
-  maxKernelInputs: 64,
+  maxKernelInputs: MAX_KERNEL_INPUTS,
   // Register blocking lives in the contraction templates; IR kernels vectorize across outputs instead.
   tileAxis: () => null,
   // dot and conv2d run as GEMM templates over plain row-major operands.
