@@ -107,6 +107,11 @@ export function oneOfCodec<const V extends readonly (string | number)[]>(values:
   return leaf(name, (u): u is V[number] => values.some((v) => v === u));
 }
 
+/** `codec`, with `value` standing in for a missing field (for fields added after configs were first written). */
+function withDefault<A>(codec: t.Type<A, A, unknown>, value: A): t.Type<A, A, unknown> {
+  return new t.Type<A, A, unknown>(codec.name, codec.is, (u, c) => (u === undefined ? t.success(value) : codec.validate(u, c)), codec.encode);
+}
+
 const nonEmptyString = leaf('a non-empty string', (u): u is string => typeof u === 'string' && u.length > 0);
 const stringOrNull = leaf('a string or null', (u): u is string | null => u === null || typeof u === 'string');
 
@@ -227,6 +232,8 @@ const modelCodec = strictObject('the model section', {
     stem: oneOfCodec(['imagenet', 'small', 'compact'] as const),
   }),
   projector: strictObject('the projector section', {
+    // Configs and checkpoints from before projectors were named hold the paper's MLP head.
+    name: withDefault(nonEmptyString, 'mlp'),
     hidden: integerCodec(1),
     out: integerCodec(1),
   }),
@@ -239,7 +246,8 @@ const modelCodec = strictObject('the model section', {
 });
 
 const lossCodec = strictObject('the loss section', {
-  variant: oneOfCodec(['official', 'per-pair'] as const),
+  // A registered loss (built in: 'official', 'per-pair'); the step refuses names that are not registered.
+  variant: nonEmptyString,
   tPos: numberCodec({ min: 0, minOpen: true }),
   lambda: numberCodec(),
   margin: numberCodec(),
@@ -333,7 +341,7 @@ const tiny: Config = {
   views: { channels: 3, globalSize: 32, localSize: 16, nLocal: 2, ...officialScales },
   model: {
     encoder: { name: 'resnet', depth: 18, width: 8, stem: 'small' },
-    projector: { hidden: 32, out: 16 },
+    projector: { name: 'mlp', hidden: 32, out: 16 },
     predictor: nmhsa(2),
   },
   loss: officialLoss,
@@ -355,7 +363,7 @@ const cpuSmall: Config = {
     // W1's widths (32/64/128/256). The compact stem keeps the stride-8 grid at 2.2× fewer conv FLOPs than the
     // small stem (1.82 s per step against 4.0 s with two local views).
     encoder: { name: 'resnet', depth: 18, width: 32, stem: 'compact' },
-    projector: { hidden: 256, out: 128 },
+    projector: { name: 'mlp', hidden: 256, out: 128 },
     predictor: nmhsa(4),
   },
   loss: officialLoss,
@@ -378,7 +386,7 @@ const r18x96: Config = {
   views: { channels: 3, globalSize: 96, localSize: 48, nLocal: 4, ...officialScales },
   model: {
     encoder: { name: 'resnet', depth: 18, width: 64, stem: 'imagenet' },
-    projector: { hidden: 2048, out: 256 },
+    projector: { name: 'mlp', hidden: 2048, out: 256 },
     predictor: nmhsa(8),
   },
   // A 3×3 teacher grid has 9 cells, fewer than the official k = 10 (which would zero every image's loss); each
@@ -401,7 +409,7 @@ const r50x224: Config = {
   views: { channels: 3, globalSize: 224, localSize: 96, nLocal: 6, ...officialScales },
   model: {
     encoder: { name: 'resnet', depth: 50, width: 64, stem: 'imagenet' },
-    projector: { hidden: 4096, out: 256 },
+    projector: { name: 'mlp', hidden: 4096, out: 256 },
     predictor: nmhsa(8),
   },
   loss: officialLoss,

@@ -12,6 +12,7 @@ import type { Tensor } from '../dsl/tensor.ts';
 import { clampMin, l2Normalize } from '../dsl/nn.ts';
 import type { Config } from './config.ts';
 
+/** A loss's registered name (`official`, `per-pair`, or one a user added with withVariants). */
 export type LossVariant = Config['loss']['variant'];
 export type NegativePool = Config['loss']['negativePool'];
 export type Reduction = Config['loss']['reduction'];
@@ -157,8 +158,22 @@ export function perPairLoss(C: Tensor<3>, F: Tensor<3>, mask: Tensor<3>, o: Loss
   };
 }
 
-export const pairLoss = (C: Tensor<3>, F: Tensor<3>, mask: Tensor<3>, o: LossOptions): PairLoss =>
-  o.variant === 'official' ? officialLoss(C, F, mask, o) : perPairLoss(C, F, mask, o);
+/**
+ * One view pair's loss: student cells C [N, Lq, D], teacher cells F [N, Lk, D] and the positive mask [N, Lq, Lk] to
+ * a scalar loss and its two logged cosines. A user's loss has this type too; it should pass F through
+ * stopGradient itself, as ours do.
+ */
+export type PairLossFunction = (C: Tensor<3>, F: Tensor<3>, mask: Tensor<3>, o: LossOptions) => PairLoss;
+
+/** The two built-in readings, by the name `loss.variant` gives. */
+export const builtinPairLosses: Readonly<Record<string, PairLossFunction>> = { official: officialLoss, 'per-pair': perPairLoss };
+
+/** The built-in loss `o.variant` names (a registry lookup with a clear error is `lookupVariant`'s job upstream). */
+export function pairLoss(C: Tensor<3>, F: Tensor<3>, mask: Tensor<3>, o: LossOptions): PairLoss {
+  const loss = Object.prototype.hasOwnProperty.call(builtinPairLosses, o.variant) ? builtinPairLosses[o.variant] : undefined;
+  if (loss === undefined) throw new Error(`pairLoss: loss.variant '${o.variant}' is not a built-in loss (known: ${Object.keys(builtinPairLosses).join(', ')})`);
+  return loss(C, F, mask, o);
+}
 
 // ---- view pairs ----------------------------------------------------------------------------------------------
 
@@ -206,12 +221,13 @@ export interface CloveLoss extends PairLoss {
   readonly terms: Readonly<Record<string, Tensor<0>>>;
 }
 
-/** The loss of a whole step: every view pair's loss, averaged over the pairs (and so their metrics). */
+/** The loss of a whole step: every view pair's loss (`pair`, the built-in `o.variant` by default), averaged over the pairs (and so their metrics). */
 export function cloveLoss(
   student: StudentCells,
   teacher: readonly Tensor<3>[],
   masks: Readonly<Record<string, Tensor<3>>>,
   o: LossOptions,
+  pair: PairLossFunction = pairLoss,
 ): CloveLoss {
   if (student.global.length !== 2 || teacher.length !== 2) {
     throw new Error(`cloveLoss: expected 2 student and 2 teacher global views, got ${student.global.length} and ${teacher.length}`);
@@ -221,7 +237,7 @@ export function cloveLoss(
     const mask = masks[p.name];
     if (mask === undefined) throw new Error(`cloveLoss: no mask for view pair '${p.name}' (given: ${Object.keys(masks).join(', ')})`);
     const query = p.query.kind === 'global' ? student.global[p.query.index] : student.local[p.query.index];
-    const term = pairLoss(query, teacher[p.key], mask, o);
+    const term = pair(query, teacher[p.key], mask, o);
     const rowsMatched = T.cast(T.gt(T.sum(mask, [2]), 0.5), 'f32');
     return { name: p.name, term, matched: T.div(T.sum(rowsMatched), rowsMatched.shape[0] * rowsMatched.shape[1]) };
   });

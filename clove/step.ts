@@ -15,7 +15,8 @@ import { createRng } from './data/rng.ts';
 import { emaUpdate } from './ema.ts';
 import { cloveLoss, maskInputName, viewPairs, type LossOptions, type ViewPair } from './loss.ts';
 import { optimizerStep } from './optim.ts';
-import { buildModel, viewGrids, type CloveModel, type ViewGrids } from './models/registry.ts';
+import { buildModel, builtinVariants, describeModules, lookupVariant, viewGrids, type CloveModel, type Variants, type ViewGrids } from './models/registry.ts';
+import { checkModelShapes } from './models/contracts.ts';
 import { copyHostTree, filled, hostRecord, hostTree, shapeRecord, subtreeAt, symbolicParams, type HostTree, type ShapeTree } from './models/init.ts';
 
 /** Batch and view geometry of a step (the config's, unless a caller such as a test overrides them). */
@@ -132,14 +133,19 @@ export const lossOptionsOf = (config: Config): LossOptions => ({
   reduction: config.loss.reduction,
 });
 
-/** The graph outputs of one training step, with the names and shapes of every input and state tensor. */
-export function buildTrainStep(config: Config, shapes: StepShapes): E.Either<string, TrainStep> {
-  const model = buildModel(config.model, shapes.channels);
+/** The graph outputs of one training step (with the config's variants from `variants`), with the names and shapes of every input and state tensor. */
+export function buildTrainStep(config: Config, shapes: StepShapes, variants: Variants = builtinVariants): E.Either<string, TrainStep> {
+  const model = buildModel(config.model, shapes.channels, variants);
   if (E.isLeft(model)) return model;
-  const grids = viewGrids(config, shapes);
+  const pairLoss = lookupVariant(variants.losses, config.loss.variant, 'loss.variant');
+  if (E.isLeft(pairLoss)) return pairLoss;
+  const grids = viewGrids(config, shapes, variants);
   if (E.isLeft(grids)) return grids;
   const checked = checkStep(config, shapes, grids.right);
   if (E.isLeft(checked)) return checked;
+  const sizes = shapes.nLocal > 0 ? [shapes.globalSize, shapes.localSize] : [shapes.globalSize];
+  const contract = checkModelShapes(model.right, { batch: shapes.batch, channels: shapes.channels, sizes });
+  if (E.isLeft(contract)) return E.left(`${describeModules(config)}: ${contract.left}`);
   const { encoder, projector, predictor } = model.right;
   const n = shapes.batch;
   const pairs = viewPairs(shapes.nLocal);
@@ -197,7 +203,7 @@ export function buildTrainStep(config: Config, shapes: StepShapes): E.Either<str
         for (let v = 0; v < shapes.nLocal; v++) local.push(viewRows(lq.cells, v, n));
         bn = { encoder: l.state, projector: lp.state };
       }
-      const loss = cloveLoss({ global: [viewRows(gq.cells, 0, n), viewRows(gq.cells, 1, n)], local }, teacherOut.cells, masks, lossOptions);
+      const loss = cloveLoss({ global: [viewRows(gq.cells, 0, n), viewRows(gq.cells, 1, n)], local }, teacherOut.cells, masks, lossOptions, pairLoss.right);
       return { value: loss.loss, aux: { loss, bn, attention: T.stopGradient(viewRows(gq.weights, 0, n)) } };
     });
   const { value, grads, aux } = valueAndGrad(objective)(student);
@@ -230,8 +236,8 @@ export function buildTrainStep(config: Config, shapes: StepShapes): E.Either<str
  * streams per module, so changing the predictor leaves the encoder's draw alone), the teacher as an exact copy
  * of the student's encoder and projector, zero momentum buffers, and BN running mean 0 / variance 1.
  */
-export function initTrainState(config: Config, seed: number): E.Either<string, TrainState> {
-  const model = buildModel(config.model, config.views.channels);
+export function initTrainState(config: Config, seed: number, variants: Variants = builtinVariants): E.Either<string, TrainState> {
+  const model = buildModel(config.model, config.views.channels, variants);
   if (E.isLeft(model)) return model;
   const { encoder, projector, predictor } = model.right;
   const rng = createRng(seed);

@@ -39,6 +39,7 @@ import { matchCells, positiveMask, type Grid } from './geometry.ts';
 import { maskInputName } from './loss.ts';
 import { drawAttention, drawCurves, drawMatches, stackImages, upscale, viewToRgb, writePng } from './pictures.ts';
 import { emaMomentumAt, learningRateAt } from './schedules.ts';
+import { describeModules, type Variants } from './models/registry.ts';
 import { ATTENTION_OUTPUT, buildTrainStep, INPUT, initTrainState, METRIC_NAMES, metricOutputName, stepShapesOf, trainStateRecord, type TrainStep } from './step.ts';
 
 export interface Logger {
@@ -219,6 +220,11 @@ export interface PretrainOptions {
   readonly overwrite?: boolean;
   /** The cap on decoded image pixels for folder data (default DEFAULT_MAX_IMAGE_PIXELS). */
   readonly maxImagePixels?: number;
+  /**
+   * Where the config's encoder, projector, predictor and loss names are looked up: the built-in variants, or
+   * `withVariants({ encoders: { mine: … } })` for a model of the caller's own.
+   */
+  readonly variants?: Variants;
 }
 
 const fmtDuration = (s: number): string => (s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${s.toFixed(1)}s`);
@@ -317,6 +323,30 @@ export function truncateMetrics(outDir: string, step: number): E.Either<string, 
   return E.isLeft(wrote) ? wrote : E.right(lines.length - kept.length);
 }
 
+/**
+ * Why a checkpoint's state cannot feed this run's step, naming both variants and the first tensors that differ, or
+ * undefined when every state tensor is there with its shape. (A renamed variant is caught earlier, as a config
+ * difference; this catches the same name built differently, e.g. a user's encoder whose code changed.)
+ */
+export function variantMismatch(
+  held: Config,
+  tensors: Readonly<Record<string, CheckpointTensor>>,
+  now: Config,
+  needed: Readonly<Record<string, readonly number[]>>,
+): string | undefined {
+  const shape = (s: readonly number[]): string => `[${s.join(',')}]`;
+  const differences: string[] = [];
+  for (const [name, s] of Object.entries(needed)) {
+    const t = tensors[name];
+    if (t === undefined) differences.push(`${name} ${shape(s)} is not in the checkpoint`);
+    else if (shape(t.shape) !== shape(s)) differences.push(`${name} is ${shape(t.shape)} there and ${shape(s)} here`);
+  }
+  for (const [name, t] of Object.entries(tensors)) if (!(name in needed)) differences.push(`${name} ${shape(t.shape)} is not in this run`);
+  if (differences.length === 0) return undefined;
+  const shown = differences.slice(0, 4).join('; ') + (differences.length > 4 ? `; and ${differences.length - 4} more` : '');
+  return `it holds ${describeModules(held)} and this run builds ${describeModules(now)}, whose state tensors differ (${shown})`;
+}
+
 const stoppedBeforeStart = (checkpoint: string, backend: string): E.Either<string, RunResult> =>
   E.right({ steps: 0, lastStep: 0, totalSteps: 0, firstLoss: NaN, lastLoss: NaN, objectiveStart: NaN, objectiveEnd: NaN, checkpoint, backend, interrupted: true });
 
@@ -324,7 +354,7 @@ const stoppedBeforeStart = (checkpoint: string, backend: string): E.Either<strin
 export async function pretrain(o: PretrainOptions): Promise<E.Either<string, RunResult>> {
   const { config, log } = o;
   const outDir = config.run.outDir;
-  if (o.planOnly === true) return planStep(config, log);
+  if (o.planOnly === true) return planStep(config, log, o.variants);
   const stopped = (): boolean => o.stopRequested?.() === true;
   // Building the data and compiling hold the event loop, so a signal's handler only runs once they return: a short
   // timer lets the loop poll (and the handler acknowledge the signal) before each check.
@@ -334,7 +364,7 @@ export async function pretrain(o: PretrainOptions): Promise<E.Either<string, Run
   };
   // Cheap checks first (the output directory, the step, the checkpoint and its config: seconds), then the data
   // (minutes for a large pool), then the compile.
-  const step = buildTrainStep(config, stepShapesOf(config));
+  const step = buildTrainStep(config, stepShapesOf(config), o.variants);
   if (E.isLeft(step)) return E.left(`the config does not give a valid training step: ${step.left}`);
   const dir = prepareRunDir(outDir, o.resume, o.overwrite === true, log);
   if (E.isLeft(dir)) return dir;
@@ -364,12 +394,15 @@ export async function pretrain(o: PretrainOptions): Promise<E.Either<string, Run
         }
       }
     }
-    state = {};
+    const held: Record<string, CheckpointTensor> = {};
     for (const [name, t] of Object.entries(ck.tensors)) {
       const group = groupOf(name);
       if (group === undefined) return E.left(`checkpoint tensor '${name}' has no group`);
-      state[name.slice(group.length + 1)] = t.data;
+      held[name.slice(group.length + 1)] = t;
     }
+    const mismatch = variantMismatch(ck.config, held, config, step.right.state);
+    if (mismatch !== undefined) return E.left(`cannot resume from ${ck.path}: ${mismatch}`);
+    state = Object.fromEntries(Object.entries(held).map(([name, t]) => [name, t.data]));
     startStep = ck.step;
     resumedFrom = ck.path;
     history = [...(ck.history ?? [])];
@@ -382,16 +415,20 @@ export async function pretrain(o: PretrainOptions): Promise<E.Either<string, Run
     if (dropped.right > 0) log.info(`${METRICS_FILE}: dropped ${dropped.right} lines after step ${startStep} (they will be computed again)`);
     log.info(`resuming from ${ck.path} at step ${startStep}${good.right.skipped.length > 0 ? ' (the newest usable checkpoint)' : ''}`);
   } else {
-    const init = initTrainState(config, config.seed);
+    const init = initTrainState(config, config.seed, o.variants);
     if (E.isLeft(init)) return init;
     state = trainStateRecord(init.right);
   }
   const until = Math.min(config.optim.steps, o.untilStep ?? config.optim.steps);
   if (startStep >= until) return E.left(`nothing to do: the checkpoint is at step ${startStep} and the run has ${until} steps (raise --steps to extend it)`);
+  // A resumed state was checked against the step above; this catches an initialiser that disagrees with its own
+  // module's declared shapes (a user's variant, say), before anything is compiled.
   for (const [name, shape] of Object.entries(step.right.state)) {
     const v = state[name];
     const n = shape.reduce((a, c) => a * c, 1);
-    if (v === undefined || v.length !== n) return E.left(`state tensor '${name}' is ${v === undefined ? 'missing' : `of size ${v.length}`}, the step needs [${shape.join(',')}]`);
+    if (v === undefined || v.length !== n) {
+      return E.left(`the initial state of ${describeModules(config)} does not match its declared shapes: '${name}' is ${v === undefined ? 'missing' : `of size ${v.length}`}, the step needs [${shape.join(',')}]`);
+    }
   }
   if (stopped()) return stoppedBeforeStart(resumedFrom, 'none');
   const data = openPretrainData(config, log, o.maxImagePixels);
@@ -428,8 +465,8 @@ export async function pretrain(o: PretrainOptions): Promise<E.Either<string, Run
 }
 
 /** Build and plan the step without running it: what `--plan` prints, even for configs too big for this machine. */
-function planStep(config: Config, log: Logger): E.Either<string, RunResult> {
-  const step = buildTrainStep(config, stepShapesOf(config));
+function planStep(config: Config, log: Logger, variants?: Variants): E.Either<string, RunResult> {
+  const step = buildTrainStep(config, stepShapesOf(config), variants);
   if (E.isLeft(step)) return E.left(`the config does not give a valid training step: ${step.left}`);
   const graph = makeGraph(step.right.outputs);
   log.info(`step graph: ${graph.nodes.length} nodes, ${Object.keys(step.right.state).length} state tensors`);

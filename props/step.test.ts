@@ -17,7 +17,7 @@ import {
 const config: Config = (() => {
   const c = structuredClone(presets.tiny);
   c.model.encoder = { name: 'resnet', depth: 18, width: 4, stem: 'small' };
-  c.model.projector = { hidden: 8, out: 8 };
+  c.model.projector = { name: 'mlp', hidden: 8, out: 8 };
   c.model.predictor = { name: 'nmhsa', heads: 2, temperature: 0.2 };
   c.views = { ...c.views, globalSize: 16, localSize: 8, nLocal: 1 };
   c.loss = { ...c.loss, k: 2 };

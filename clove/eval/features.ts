@@ -15,7 +15,7 @@ import type { BackendName } from '../../compiler/runtime/errors.ts';
 import type { Config } from '../config.ts';
 import { normalize, withChannels } from '../data/augment.ts';
 import type { Image } from '../data/image.ts';
-import { buildModel, type Encoder } from '../models/registry.ts';
+import { buildModel, builtinVariants, type Encoder, type Variants } from '../models/registry.ts';
 import { isHostLeaf, isShape, symbolicParams, type HostTree, type ShapeTree } from '../models/init.ts';
 import type { DenseFeatures } from './protocols.ts';
 
@@ -43,8 +43,8 @@ export interface EncoderWeights {
 }
 
 /** The encoder of a config, built for the config's input channels. */
-export function encoderOf(config: Config): E.Either<string, Encoder> {
-  return E.map((m: { readonly encoder: Encoder }) => m.encoder)(buildModel(config.model, config.views.channels));
+export function encoderOf(config: Config, variants: Variants = builtinVariants): E.Either<string, Encoder> {
+  return E.map((m: { readonly encoder: Encoder }) => m.encoder)(buildModel(config.model, config.views.channels, variants));
 }
 
 const sizeOf = (shape: Shape): number => shape.reduce((a, c) => a * c, 1);
@@ -115,10 +115,10 @@ export const paramBinding = (name: string): string => `${PARAM_PREFIX}.${name}`;
  * mode: BN uses batch statistics starting from zero running statistics (constants, nothing to bind), so each
  * BN's returned running statistic is BN_MOMENTUM × its batch statistic; no gradient is built.
  */
-export function extractorGraph(config: Config, spec: ExtractorSpec): E.Either<string, ExtractorGraph> {
+export function extractorGraph(config: Config, spec: ExtractorSpec, variants: Variants = builtinVariants): E.Either<string, ExtractorGraph> {
   if (!(Number.isInteger(spec.batch) && spec.batch >= 1)) return E.left(`extractor batch ${spec.batch} must be a positive integer`);
   if (!(Number.isInteger(spec.size) && spec.size >= 1)) return E.left(`extractor input size ${spec.size} must be a positive integer`);
-  const encoder = encoderOf(config);
+  const encoder = encoderOf(config, variants);
   if (E.isLeft(encoder)) return encoder;
   const enc = encoder.right;
   const channels = config.views.channels;
@@ -192,11 +192,13 @@ export interface BoundModel {
 export interface CompileExtractorOptions {
   readonly backend: BackendName | 'auto';
   readonly log?: (line: string) => void;
+  /** Where the config's encoder name is looked up (the built-in variants by default). */
+  readonly variants?: Variants;
 }
 
 /** Compile an extractor graph for a backend (one warm-up; progress is left to the caller's log). */
 export async function compileExtractor(config: Config, spec: ExtractorSpec, options: CompileExtractorOptions): Promise<E.Either<string, CompiledExtractor>> {
-  const graph = extractorGraph(config, spec);
+  const graph = extractorGraph(config, spec, options.variants);
   if (E.isLeft(graph)) return graph;
   const g = graph.right;
   const exe = await compile(makeGraph(g.outputs), { backend: options.backend, log: options.log });

@@ -12,6 +12,7 @@ import { GIMP_PATTERNS_DIR, heldOutPatterns, textureCanvases, type GreyTexture }
 import { FASHION_MNIST_DIR, loadFashionMnist, type FashionMnist } from '../data/fmnist.ts';
 import type { Image } from '../data/image.ts';
 import { mosaicSplit, pretrainingMosaics, type Mosaics } from '../data/mosaic.ts';
+import { builtinVariants, type Variants } from '../models/registry.ts';
 import { initTrainState } from '../step.ts';
 import { DEFAULT_BOOTSTRAP, type BootstrapOptions, type DeltaInterval } from './bootstrap.ts';
 import {
@@ -156,6 +157,8 @@ export interface EvaluateOptions {
   readonly textures?: readonly GreyTexture[];
   /** How many extra init seeds to score besides the run's own (default DEFAULT_OTHER_INITS). */
   readonly otherInits?: number;
+  /** Where the checkpoint config's variant names are looked up: the run's own `variants` (built-in by default). */
+  readonly variants?: Variants;
 }
 
 /** §3d.1: "Also report 2 more init seeds, to show init variance." */
@@ -164,8 +167,8 @@ export const DEFAULT_OTHER_INITS = 2;
 // ---------------------------------------------------------------------------------------------- weights
 
 /** The student encoder of a checkpoint, with the tensor names `clove/train.ts` writes. */
-export function checkpointEncoderWeights(checkpoint: LoadedCheckpoint): E.Either<string, EncoderWeights> {
-  const encoder = encoderOf(checkpoint.config);
+export function checkpointEncoderWeights(checkpoint: LoadedCheckpoint, variants: Variants = builtinVariants): E.Either<string, EncoderWeights> {
+  const encoder = encoderOf(checkpoint.config, variants);
   if (E.isLeft(encoder)) return E.left(`${checkpoint.path}: its config does not build an encoder: ${encoder.left}`);
   const params: Record<string, Float32Array> = {};
   const bn: Record<string, Float32Array> = {};
@@ -180,8 +183,8 @@ export function checkpointEncoderWeights(checkpoint: LoadedCheckpoint): E.Either
 }
 
 /** The exact initial student encoder of the run (§3d.1): initTrainState(config, config.seed); or of another seed. */
-export function initialEncoderWeights(config: Config, seed: number = config.seed): E.Either<string, EncoderWeights> {
-  const state = initTrainState(config, seed);
+export function initialEncoderWeights(config: Config, seed: number = config.seed, variants: Variants = builtinVariants): E.Either<string, EncoderWeights> {
+  const state = initTrainState(config, seed, variants);
   if (E.isLeft(state)) return state;
   const params = state.right.student.encoder;
   const bn = state.right.bnStudent.encoder;
@@ -537,14 +540,15 @@ export async function evaluate(
   const seconds: Record<string, number> = {};
   const started = now();
 
-  const pretrainedWeights = checkpointEncoderWeights(checkpoint);
+  const variants = options.variants ?? builtinVariants;
+  const pretrainedWeights = checkpointEncoderWeights(checkpoint, variants);
   if (E.isLeft(pretrainedWeights)) return pretrainedWeights;
-  const randomWeights = initialEncoderWeights(config);
+  const randomWeights = initialEncoderWeights(config, config.seed, variants);
   if (E.isLeft(randomWeights)) return E.left(`cannot rebuild the run's initial weights: ${randomWeights.left}`);
   const otherInits = options.otherInits ?? DEFAULT_OTHER_INITS;
   if (!(Number.isInteger(otherInits) && otherInits >= 0)) return E.left(`otherInits ${otherInits} must be a non-negative integer`);
   const otherSeeds = Array.from({ length: otherInits }, (_v, k) => config.seed + 1 + k);
-  const encoder = encoderOf(config);
+  const encoder = encoderOf(config, variants);
   if (E.isLeft(encoder)) return encoder;
 
   let t = now();
@@ -575,7 +579,7 @@ export async function evaluate(
   const compiled: CompiledExtractor[] = [];
   try {
     const build = async (mode: 'eval' | 'recalibrate', b: number, size: number): Promise<E.Either<string, CompiledExtractor>> => {
-      const ex = await compileExtractor(config, { mode, batch: b, size }, { backend, log: compiled.length === 0 ? (line) => line.startsWith('using') && log.info(line) : undefined });
+      const ex = await compileExtractor(config, { mode, batch: b, size }, { backend, variants, log: compiled.length === 0 ? (line) => line.startsWith('using') && log.info(line) : undefined });
       if (E.isRight(ex)) compiled.push(ex.right);
       return ex;
     };
@@ -604,7 +608,7 @@ export async function evaluate(
     const others: ProtocolResults[] = [];
     for (const seed of otherSeeds) {
       log.info(`random init, seed ${seed} (init variance)`);
-      const weights = initialEncoderWeights(config, seed);
+      const weights = initialEncoderWeights(config, seed, variants);
       if (E.isLeft(weights)) return weights;
       const other = await evaluateModel(`init-seed-${seed}`, weights.right, ex, recal.right.images, fmOk, dl, texOk, log, seconds);
       if (E.isLeft(other)) return other;

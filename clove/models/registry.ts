@@ -1,12 +1,14 @@
-// The model registry: encoders and predictors by the name a config gives, so a new variant is one function
-// plus one line here. Builders validate their config section and return an error value naming the field,
-// because the config is user input.
+// The variant registry: encoders, projectors, predictors and losses by the name a config gives. The built-in ones
+// are here; a user's script adds its own with `withVariants` and passes the result to `pretrain`/`evaluate`, so a
+// config (and every checkpoint written from it) names the variant it holds. Builders validate their config
+// section and return an error value naming the field, because the config is user input.
 import * as E from 'fp-ts/lib/Either.js';
 import type { Tensor } from '../../dsl/tensor.ts';
 import type { ParamTree } from '../../dsl/tree.ts';
 import type { Config } from '../config.ts';
 import type { Grid } from '../geometry.ts';
 import type { Rng } from '../data/rng.ts';
+import { builtinPairLosses, type PairLossFunction } from '../loss.ts';
 import type { HostTree, ShapeTree } from './init.ts';
 import { initResnet, resnetForward, resnetGridSide, resnetParamShapes, resnetPlan, resnetStateShapes, resnetStride, type ResNetOptions } from './resnet.ts';
 import { initProjector, projectorForward, projectorParamShapes, projectorStateShapes, type ProjectorOptions } from './projector.ts';
@@ -40,6 +42,7 @@ export interface Predictor {
 }
 
 export type EncoderBuilder = (cfg: EncoderConfig, inChannels: number) => E.Either<string, Encoder>;
+export type ProjectorBuilder = (cfg: ProjectorConfig, inChannels: number) => E.Either<string, StatefulModule>;
 export type PredictorBuilder = (cfg: PredictorConfig, dim: number) => E.Either<string, Predictor>;
 
 function resnetEncoder(cfg: EncoderConfig, inChannels: number): E.Either<string, Encoder> {
@@ -69,30 +72,57 @@ function attentionPredictor(cosine: boolean): PredictorBuilder {
   };
 }
 
-export const encoders: Readonly<Record<string, EncoderBuilder>> = {
-  resnet: resnetEncoder,
-};
-
-export const predictors: Readonly<Record<string, PredictorBuilder>> = {
-  nmhsa: attentionPredictor(false),
-  'cosine-attention': attentionPredictor(true),
-};
-
-/** The projection head (one architecture; student and teacher each own a copy). */
-export function projectorHead(cfg: ProjectorConfig, inChannels: number): StatefulModule {
+/** The projection head of the paper (one architecture; student and teacher each own a copy). */
+function mlpProjector(cfg: ProjectorConfig, inChannels: number): E.Either<string, StatefulModule> {
   const o: ProjectorOptions = { inChannels, hidden: cfg.hidden, out: cfg.out };
-  return {
+  return E.right({
     paramShapes: projectorParamShapes(o),
     stateShapes: projectorStateShapes(o),
     init: (rng) => initProjector(o, rng),
     forward: projectorForward,
-  };
+  });
 }
 
-const lookup = <B>(table: Readonly<Record<string, B>>, name: string, field: string): E.Either<string, B> =>
+/** Every variant a config can name, by kind. */
+export interface Variants {
+  readonly encoders: Readonly<Record<string, EncoderBuilder>>;
+  readonly projectors: Readonly<Record<string, ProjectorBuilder>>;
+  readonly predictors: Readonly<Record<string, PredictorBuilder>>;
+  /** One (student view, teacher view) pair's loss; `loss.variant` names it. */
+  readonly losses: Readonly<Record<string, PairLossFunction>>;
+}
+
+export const builtinVariants: Variants = {
+  encoders: { resnet: resnetEncoder },
+  projectors: { mlp: mlpProjector },
+  predictors: { nmhsa: attentionPredictor(false), 'cosine-attention': attentionPredictor(true) },
+  losses: builtinPairLosses,
+};
+
+const KINDS = ['encoders', 'projectors', 'predictors', 'losses'] as const;
+
+/**
+ * `base` with the user's variants added under their names. A name already taken is refused rather than replaced: a
+ * checkpoint that says `resnet` must mean the same network in every script that reads it.
+ */
+export function withVariants(added: Partial<Variants>, base: Variants = builtinVariants): E.Either<string, Variants> {
+  const taken = KINDS.flatMap((kind) => Object.keys(added[kind] ?? {}).filter((name) => Object.prototype.hasOwnProperty.call(base[kind], name)).map((name) => `${kind} '${name}'`));
+  if (taken.length > 0) return E.left(`withVariants: ${taken.join(', ')} ${taken.length === 1 ? 'is' : 'are'} already registered; give your variant a name of its own`);
+  const empty = KINDS.flatMap((kind) => Object.keys(added[kind] ?? {}).filter((name) => name.trim() === '').map(() => kind));
+  if (empty.length > 0) return E.left(`withVariants: a variant among ${empty.join(', ')} has an empty name`);
+  return E.right({
+    encoders: { ...base.encoders, ...added.encoders },
+    projectors: { ...base.projectors, ...added.projectors },
+    predictors: { ...base.predictors, ...added.predictors },
+    losses: { ...base.losses, ...added.losses },
+  });
+}
+
+/** The registered builder named by a config field, or an error listing the names that are registered. */
+export const lookupVariant = <B>(table: Readonly<Record<string, B>>, name: string, field: string): E.Either<string, B> =>
   Object.prototype.hasOwnProperty.call(table, name)
     ? E.right(table[name])
-    : E.left(`${field} = '${name}' is not a registered variant (known: ${Object.keys(table).join(', ')})`);
+    : E.left(`${field} = '${name}' is not a registered variant (known: ${Object.keys(table).join(', ')}); a variant of your own is added with withVariants and passed as \`variants\``);
 
 export interface CloveModel {
   readonly encoder: Encoder;
@@ -102,29 +132,31 @@ export interface CloveModel {
   readonly dim: number;
 }
 
+/** The variant names a config selects, for messages. */
+export const describeModules = (c: Config): string =>
+  `encoder '${c.model.encoder.name}', projector '${c.model.projector.name}', predictor '${c.model.predictor.name}', loss '${c.loss.variant}'`;
+
+const buildEncoder = (cfg: Config, variants: Variants): E.Either<string, Encoder> =>
+  E.chain((build: EncoderBuilder) => build(cfg.model.encoder, cfg.views.channels))(lookupVariant(variants.encoders, cfg.model.encoder.name, 'model.encoder.name'));
+
 /** The student's three parts for a config (the teacher uses the same encoder and projector). */
-export function buildModel(model: Config['model'], inChannels: number): E.Either<string, CloveModel> {
-  const encoder = E.chain((build: EncoderBuilder) => build(model.encoder, inChannels))(lookup(encoders, model.encoder.name, 'model.encoder.name'));
+export function buildModel(model: Config['model'], inChannels: number, variants: Variants = builtinVariants): E.Either<string, CloveModel> {
+  const encoder = E.chain((build: EncoderBuilder) => build(model.encoder, inChannels))(lookupVariant(variants.encoders, model.encoder.name, 'model.encoder.name'));
   const predictor = E.chain((build: PredictorBuilder) => build(model.predictor, model.projector.out))(
-    lookup(predictors, model.predictor.name, 'model.predictor.name'),
+    lookupVariant(variants.predictors, model.predictor.name, 'model.predictor.name'),
   );
   if (E.isLeft(encoder)) return encoder;
   if (E.isLeft(predictor)) return predictor;
-  return E.right({
-    encoder: encoder.right,
-    projector: projectorHead(model.projector, encoder.right.outChannels),
-    predictor: predictor.right,
-    dim: model.projector.out,
-  });
+  const projector = E.chain((build: ProjectorBuilder) => build(model.projector, encoder.right.outChannels))(
+    lookupVariant(variants.projectors, model.projector.name, 'model.projector.name'),
+  );
+  if (E.isLeft(projector)) return projector;
+  return E.right({ encoder: encoder.right, projector: projector.right, predictor: predictor.right, dim: model.projector.out });
 }
 
 /** Pixels per feature cell of the configured encoder (32 for the ImageNet stem, 8 for the small one). */
-export function featureStride(cfg: Config): E.Either<string, number> {
-  const encoder = E.chain((build: EncoderBuilder) => build(cfg.model.encoder, cfg.views.channels))(
-    lookup(encoders, cfg.model.encoder.name, 'model.encoder.name'),
-  );
-  return E.map((e: Encoder) => e.stride)(encoder);
-}
+export const featureStride = (cfg: Config, variants: Variants = builtinVariants): E.Either<string, number> =>
+  E.map((e: Encoder) => e.stride)(buildEncoder(cfg, variants));
 
 export interface ViewGrids {
   readonly global: Grid;
@@ -136,13 +168,16 @@ export interface ViewGrids {
  * smaller than the encoder's stride would give a grid of padding-dominated cells, which the matcher cannot
  * place meaningfully, so it is refused before any graph is built.
  */
-export function viewGrids(cfg: Config, sizes: { readonly globalSize: number; readonly localSize: number; readonly nLocal: number } = cfg.views): E.Either<string, ViewGrids> {
-  const encoder = E.chain((build: EncoderBuilder) => build(cfg.model.encoder, cfg.views.channels))(
-    lookup(encoders, cfg.model.encoder.name, 'model.encoder.name'),
-  );
+export function viewGrids(
+  cfg: Config,
+  sizes: { readonly globalSize: number; readonly localSize: number; readonly nLocal: number } = cfg.views,
+  variants: Variants = builtinVariants,
+): E.Either<string, ViewGrids> {
+  const encoder = buildEncoder(cfg, variants);
   if (E.isLeft(encoder)) return encoder;
   const { stride, gridSide } = encoder.right;
-  const describe = `${cfg.model.encoder.name}-${cfg.model.encoder.depth} with the '${cfg.model.encoder.stem}' stem`;
+  const describe =
+    cfg.model.encoder.name === 'resnet' ? `resnet-${cfg.model.encoder.depth} with the '${cfg.model.encoder.stem}' stem` : `the encoder '${cfg.model.encoder.name}'`;
   const problems: string[] = [];
   const check = (field: string, size: number): void => {
     if (size < stride) {

@@ -8,6 +8,7 @@ import { describeTensor } from '../../memplan.ts';
 import { DeviceHandle } from '../../runtime/device.ts';
 import { formatDeviceError } from '../../runtime/errors.ts';
 import { bufferBytes } from '../../schedule.ts';
+import { wasm } from '../../wasm/api.ts';
 import { ModuleBuilder } from '../../wasm/encode.ts';
 import { kernelSignature } from '../gpujs/render.ts';
 import { MAX_MEMORY_BYTES, WasmDevice, type LaunchSpec, type WasmProgram } from './device.ts';
@@ -109,7 +110,7 @@ export async function compileWasm(graph: Parameters<typeof plan>[0], options: Co
   try {
     const bytes = builder.toBytes();
     moduleBytes = bytes.length;
-    const module = await WebAssembly.compile(bytes);
+    const module = await wasm.compile(bytes);
     program = await device.load(module, names, scratch);
     arenaBase = device.alloc(Math.max(arena.bytes, 4));
   } catch (error) {

@@ -9,6 +9,7 @@ import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { deviceError, type DeviceError } from '../../runtime/errors.ts';
 import { DeviceHandle, type LiveHandles } from '../../runtime/device.ts';
+import { wasm, type WasmMemory, type WasmModule } from '../../wasm/api.ts';
 import { Code, ModuleBuilder } from '../../wasm/encode.ts';
 
 const PAGE = 65_536;
@@ -88,7 +89,7 @@ const roundUp = (n: number, m: number): number => Math.ceil(n / m) * m;
 
 export class WasmDevice {
   readonly backend = 'wasm' as const;
-  readonly memory: WebAssembly.Memory;
+  readonly memory: WasmMemory;
   private readonly ctrl = new Int32Array(new SharedArrayBuffer(CTRL_INTS * 4));
   private readonly workers: Worker[] = [];
   /** Free byte ranges [offset, size], sorted by offset; everything from `top` on is free too. */
@@ -104,12 +105,12 @@ export class WasmDevice {
     readonly threads: number,
     private readonly splitFromWork: number,
   ) {
-    this.memory = new WebAssembly.Memory({ initial: 256, maximum: 65_536, shared: true });
+    this.memory = new wasm.Memory({ initial: 256, maximum: 65_536, shared: true });
   }
 
   /** A device with `threads` threads in all (the main one and threads − 1 workers); all cores by default. */
   static async open(threads = availableParallelism(), splitFromWork = WORKER_MIN_WORK): Promise<E.Either<DeviceError, WasmDevice>> {
-    if (typeof SharedArrayBuffer === 'undefined' || !WebAssembly.validate(simdProbe())) {
+    if (typeof SharedArrayBuffer === 'undefined' || !wasm.validate(simdProbe())) {
       return E.left(deviceError('unavailable', 'wasm', 'this JavaScript engine lacks WebAssembly SIMD128 or SharedArrayBuffer'));
     }
     // Kernels run thousands of times per step: compile all of them with the optimizing tier when the module is
@@ -223,7 +224,7 @@ export class WasmDevice {
 
   // ---- programs ----
   /** Instantiate `module` on this thread and every worker; per-worker scratch of `scratchBytes` each. */
-  async load(module: WebAssembly.Module, names: readonly string[], scratchBytes: number): Promise<WasmProgram> {
+  async load(module: WasmModule, names: readonly string[], scratchBytes: number): Promise<WasmProgram> {
     this.assertOpen();
     if (this.running) this.signal(true);
     const id = this.nextProgram++;
@@ -232,7 +233,7 @@ export class WasmDevice {
       const stride = roundUp(scratchBytes, ALIGN);
       this.scratch = { offset: this.alloc(stride * this.threads), stride };
     }
-    const instance = new WebAssembly.Instance(module, { env: { memory: this.memory }, math: { exp: Math.exp, log: Math.log, pow: Math.pow } });
+    const instance = new wasm.Instance(module, { env: { memory: this.memory }, math: { exp: Math.exp, log: Math.log, pow: Math.pow } });
     const functions = names.map((n) => instance.exports[n] as (...args: number[]) => void);
     // Waiting for the workers' answers must keep the process alive (they are unref'd otherwise).
     for (const w of this.workers) w.ref();
