@@ -4,8 +4,7 @@
 import * as E from 'fp-ts/lib/Either.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import type { Image } from './image.ts';
 import { createRng, type Rng } from './rng.ts';
 
@@ -230,7 +229,9 @@ export interface PoolOptions extends DeadLeavesOptions {
 
 const MAGIC = 'CLVDL001';
 const HEADER_BYTES = 8 + 4 + 4 + 4 + 8 + 8 + 32;
-const defaultCacheDir = fileURLToPath(new URL('../../.cache/deadleaves/', import.meta.url));
+// Next to the kernel cache, under the working directory: the same place whether this runs from the repository's
+// sources or from an installed package (whose files may be read-only).
+const defaultCacheDir = resolve('.cache', 'deadleaves');
 
 const poolFileName = (seed: number, count: number, version: number, rhoMin: number): string =>
   `deadleaves-v${version}-seed${seed}-n${count}-rho${rhoMin}.bin`;

@@ -20,9 +20,19 @@ const join = (prefix: string, name: string): string => (prefix === '' ? name : `
 /** A shape tree from [dotted name, shape] entries. */
 export const unflattenShapes = (entries: readonly (readonly [string, Shape])[]): ShapeTree => unflatten(entries) as ShapeTree;
 
-/** `param` leaves for every entry of `shapes`, named `prefix.<dotted path>` (or just the path when prefix is ''). */
+/**
+ * `param` leaves for every entry of `shapes`, named `prefix.<dotted path>` (or just the path when prefix is ''),
+ * in the tree's own structure: an empty subtree stays (a module without running statistics has state `{}`).
+ */
 export function symbolicParams(shapes: ShapeTree, prefix: string): ParamTree {
-  return unflatten(flatten(shapes, isShape).map(([name, shape]) => [name, param(join(prefix, name), shape)] as const)) as ParamTree;
+  return Object.fromEntries(
+    Object.keys(shapes)
+      .sort()
+      .map((key) => {
+        const v = shapes[key];
+        return [key, isShape(v) ? param(join(prefix, key), v) : symbolicParams(v, join(prefix, key))];
+      }),
+  );
 }
 
 /** Flat name → shape record, names prefixed (the step's list of state tensors). */
