@@ -16,10 +16,13 @@ const PARAMS = 'params';
 const STATE = 'state';
 const INPUT = 'x';
 
-/** Every problem with the graph `outputs` span: its shape errors, each naming the layer path (`encoder.layer1.0.conv1: …`). */
-function shapeErrors(outputs: Readonly<Record<string, Tensor>>): string[] {
+/**
+ * The shape errors of the graph `outputs` span, each naming its layer path (`student.layer1.0.conv1: …`), or else
+ * the contract's own problems (which would only restate a shape error's consequences).
+ */
+function problemsOf(outputs: Readonly<Record<string, Tensor>>, contract: () => string[]): string[] {
   const checked = typecheck(makeGraph(outputs));
-  return E.isLeft(checked) ? [formatShapeErrors(checked.left)] : [];
+  return E.isLeft(checked) ? [`\n${formatShapeErrors(checked.left)}`] : contract();
 }
 
 const namesAndShapes = (tree: ParamTree): string => flatten(tree, isTensor).map(([n, t]) => `${n} ${showShape(t.shape)}`).join(', ');
@@ -51,11 +54,10 @@ export function checkEncoderShapes(encoder: Encoder, input: { readonly inChannel
   const out = encoder.forward(symbolicParams(encoder.paramShapes, PARAMS), symbolicParams(encoder.stateShapes, STATE), x, training);
   const side = encoder.gridSide(size);
   const want = [batch, encoder.outChannels, side, side];
-  const problems = [
-    ...shapeErrors({ y: out.y, ...Object.fromEntries(flatten(out.state, isTensor)) }),
+  const problems = problemsOf({ y: out.y, ...Object.fromEntries(flatten(out.state, isTensor)) }, () => [
     ...(showShape(out.y.shape) === showShape(want) ? [] : [`the output is ${showShape(out.y.shape)}, outChannels and gridSide(${size}) promise ${showShape(want)}`]),
     ...stateProblems(out.state, encoder.stateShapes),
-  ];
+  ]);
   return problems.length === 0 ? E.right(out.y.shape) : E.left(`encoder on ${showShape(x.shape)}: ${problems.join('; ')}`);
 }
 
@@ -68,11 +70,10 @@ export function checkProjectorShapes(
   const x = T.input(INPUT, [input.batch, input.inChannels, input.side, input.side]) as Tensor<4>;
   const out = projector.forward(symbolicParams(projector.paramShapes, PARAMS), symbolicParams(projector.stateShapes, STATE), x, training);
   const want = [input.batch, input.out, input.side, input.side];
-  const problems = [
-    ...shapeErrors({ y: out.y, ...Object.fromEntries(flatten(out.state, isTensor)) }),
+  const problems = problemsOf({ y: out.y, ...Object.fromEntries(flatten(out.state, isTensor)) }, () => [
     ...(showShape(out.y.shape) === showShape(want) ? [] : [`the output is ${showShape(out.y.shape)}, model.projector.out = ${input.out} promises ${showShape(want)}`]),
     ...stateProblems(out.state, projector.stateShapes),
-  ];
+  ]);
   return problems.length === 0 ? E.right(out.y.shape) : E.left(`projector on ${showShape(x.shape)}: ${problems.join('; ')}`);
 }
 
@@ -109,10 +110,9 @@ export function checkPredictorShapes(predictor: Predictor, input: { readonly bat
   const x = T.input(INPUT, [input.batch, input.dim, input.side, input.side]) as Tensor<4>;
   const out = predictor.forward(symbolicParams(predictor.paramShapes, PARAMS), x);
   const want = [input.batch, input.side * input.side, input.dim];
-  const problems = [
-    ...shapeErrors({ cells: out.cells, weights: out.weights }),
-    ...(showShape(out.cells.shape) === showShape(want) ? [] : [`the cells are ${showShape(out.cells.shape)}, the loss needs ${showShape(want)}`]),
-  ];
+  const problems = problemsOf({ cells: out.cells, weights: out.weights }, () =>
+    showShape(out.cells.shape) === showShape(want) ? [] : [`the cells are ${showShape(out.cells.shape)}, the loss needs ${showShape(want)}`],
+  );
   return problems.length === 0 ? E.right(out.cells.shape) : E.left(`predictor on ${showShape(x.shape)}: ${problems.join('; ')}`);
 }
 
