@@ -8,14 +8,17 @@ import * as E from 'fp-ts/lib/Either.js';
 import { applyOverrides, isPresetName, presetNames, readConfigFile, presetNamed, type Config } from './config.ts';
 import { DEFAULT_MAX_IMAGE_PIXELS } from './data/image.ts';
 import { pretrain, type Logger } from './train.ts';
+import { loadVariantsModule } from './variants-module.ts';
 
 const USAGE = `usage:
-  clove pretrain [--preset ${presetNames.join('|')}] [--config file.json] [--resume] [--overwrite] [--until STEP] [--plan] [--profile] [--max-image-pixels N] [--<field>=<value> ...]
+  clove pretrain [--preset ${presetNames.join('|')}] [--config file.json] [--resume] [--overwrite] [--until STEP] [--plan] [--profile] [--max-image-pixels N] [--variants module.js] [--<field>=<value> ...]
         e.g. --data ./images  --steps 100  --backend webasm  --out runs/x  --batch 8  --seed 1
-  clove eval --checkpoint <run dir or checkpoint dir> [--tier ci|report] [--backend B] [--batch N] [--json] [--out file]
+  clove eval --checkpoint <run dir or checkpoint dir> [--tier ci|report] [--backend B] [--batch N] [--json] [--out file] [--variants module.js]
   clove export --checkpoint <run dir or checkpoint dir> --out backbone.safetensors [--force]
 
-Config fields can be overridden by their dotted path (--optim.steps=100, --loss.variant=per-pair, ...).`;
+Config fields can be overridden by their dotted path (--optim.steps=100, --loss.variant=per-pair, ...).
+--variants names a module exporting \`variants\` (what withVariants returns), so configs can name your own encoders,
+projectors, predictors and losses (--model.encoder.name=mine).`;
 
 const log: Logger = {
   info: (line) => process.stdout.write(`${line}\n`),
@@ -60,6 +63,7 @@ interface PretrainArgs {
   readonly planOnly: boolean;
   readonly profile: boolean;
   readonly maxImagePixels: number;
+  readonly variantsModule: string | undefined;
 }
 
 /** Split our own flags (preset, config, resume, ...) from config-field overrides; a flag given twice with two values is an error. */
@@ -73,7 +77,7 @@ function parsePretrainArgs(args: readonly string[]): E.Either<string[], Pretrain
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
-    const named = ['--preset', '--config', '--until', '--max-image-pixels'].find((f) => a === f || a.startsWith(`${f}=`));
+    const named = ['--preset', '--config', '--until', '--max-image-pixels', '--variants'].find((f) => a === f || a.startsWith(`${f}=`));
     if (a === '--resume') resume = true;
     else if (a === '--overwrite') overwrite = true;
     else if (a === '--plan') planOnly = true;
@@ -102,7 +106,7 @@ function parsePretrainArgs(args: readonly string[]): E.Either<string[], Pretrain
   const base = file === undefined ? E.mapLeft((m: string) => [m])(presetNamed(preset)) : readConfigFile(file, preset);
   if (E.isLeft(base)) return base;
   const config = applyOverrides(base.right, rest);
-  return E.isLeft(config) ? config : E.right({ config: config.right, resume, overwrite, until, planOnly, profile, maxImagePixels });
+  return E.isLeft(config) ? config : E.right({ config: config.right, resume, overwrite, until, planOnly, profile, maxImagePixels, variantsModule: own.get('--variants') });
 }
 
 async function main(argv: readonly string[]): Promise<void> {
@@ -114,7 +118,9 @@ async function main(argv: readonly string[]): Promise<void> {
   if (command === 'pretrain') {
     const parsed = parsePretrainArgs(args);
     if (E.isLeft(parsed)) fail(`invalid configuration:\n  ${parsed.left.join('\n  ')}`);
-    const { config, resume, overwrite, until, planOnly, profile, maxImagePixels } = parsed.right;
+    const { config, resume, overwrite, until, planOnly, profile, maxImagePixels, variantsModule } = parsed.right;
+    const variants = variantsModule === undefined ? undefined : await loadVariantsModule(variantsModule);
+    if (variants !== undefined && E.isLeft(variants)) fail(variants.left);
     // SIGINT (Ctrl-C), SIGTERM (schedulers, `docker stop`) and SIGHUP (a closed terminal) all finish the current
     // step, write a checkpoint and exit with 128 + the signal's number; a second signal quits at once.
     let stopSignal: StopSignal | undefined;
@@ -129,7 +135,7 @@ async function main(argv: readonly string[]): Promise<void> {
       });
     }
     if (!planOnly) errorLogDir = config.run.outDir;
-    const result = await pretrain({ config, resume, overwrite, log, stopRequested: () => stopSignal !== undefined, untilStep: until, planOnly, profile, maxImagePixels });
+    const result = await pretrain({ config, variants: variants?.right, resume, overwrite, log, stopRequested: () => stopSignal !== undefined, untilStep: until, planOnly, profile, maxImagePixels });
     if (E.isLeft(result)) fail(result.left);
     const r = result.right;
     if (planOnly) return;

@@ -1,7 +1,7 @@
-// `clove export`: the student backbone as safetensors with torchvision ResNet parameter names, so torchvision
+// `clove export`: the student backbone as safetensors. Our ResNet has torchvision's parameter names, so torchvision
 // (`resnet.load_state_dict(..., strict=False)`, which then reports only the missing `fc.*`) and detectron2's
-// converters can load it. Our parameter trees already use torchvision's names under `student.encoder.`, so
-// the mapping is a prefix strip; BN running statistics come from the checkpoint's `bn.student.encoder.` group.
+// converters can load it; a user's encoder keeps its own names. Either way the mapping is a prefix strip of
+// `student.encoder.`; BN running statistics come from the checkpoint's `bn.student.encoder.` group.
 import * as E from 'fp-ts/lib/Either.js';
 import * as fs from 'node:fs';
 import { enclosingCheckpointDir, loadCheckpointOrSuggest, tensorGroup } from './checkpoint.ts';
@@ -58,8 +58,12 @@ export async function main(args: readonly string[], log: Logger): Promise<E.Eith
   const count = Object.keys(tensors).length;
   if (count === 0) return E.left(`checkpoint ${ck.right.path} has no student encoder tensors`);
   const enc = ck.right.config.model.encoder;
-  const wrote = writeSafetensorsFile(to, tensors, { format: 'pt', source: 'clove-ts', arch: `resnet${enc.depth}`, width: String(enc.width), stem: enc.stem, step: String(ck.right.step) });
+  // A user's encoder keeps its own names; only the built-in ResNet's are torchvision's.
+  const resnet = enc.name === 'resnet';
+  const arch: Record<string, string> = resnet ? { arch: `resnet${enc.depth}`, width: String(enc.width), stem: enc.stem } : { arch: enc.name, width: String(enc.width) };
+  const wrote = writeSafetensorsFile(to, tensors, { format: 'pt', source: 'clove-ts', ...arch, step: String(ck.right.step) });
   if (E.isLeft(wrote)) return wrote;
-  log.info(`exported ${count} tensors (torchvision names: conv1.weight, bn1.*, layer1.0.conv1.weight, …) from step ${ck.right.step} to ${to}`);
+  const names = resnet ? 'torchvision names: conv1.weight, bn1.*, layer1.0.conv1.weight, …' : `encoder '${enc.name}', its own names: ${Object.keys(tensors).slice(0, 3).join(', ')}, …`;
+  log.info(`exported ${count} tensors (${names}) from step ${ck.right.step} to ${to}`);
   return E.right(undefined);
 }

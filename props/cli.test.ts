@@ -138,10 +138,14 @@ describe('bad input gives a clear message and a non-zero exit', () => {
   });
 
   test('every invalid config field is reported with its path', () => {
-    const r = clove('pretrain', '--preset', 'tiny', '--optim.momentum', '1.5', '--loss.variant', 'nope');
+    const r = clove('pretrain', '--preset', 'tiny', '--optim.momentum', '1.5', '--loss.reduction', 'nope');
     assert.notEqual(r.code, 0);
     assert.match(r.err, /optim\.momentum: expected a number in \[0, 1\), got 1\.5/);
-    assert.match(r.err, /loss\.variant/);
+    assert.match(r.err, /loss\.reduction/);
+    // Any name is a valid config value (a user may register it); an unregistered one is refused before any data.
+    const variant = clove('pretrain', '--preset', 'tiny', '--out', path.join(root, 'variant'), '--loss.variant', 'nope');
+    assert.notEqual(variant.code, 0);
+    assert.match(variant.err, /loss\.variant = 'nope' is not a registered variant \(known: official, per-pair\)/);
   });
 
   test('views too small for the encoder stride', () => {

@@ -167,14 +167,14 @@ test('parseEvalArgs: both flag forms, defaults, and a clear message for every ba
   property(
     fc.property(fc.constantFrom('ci', 'report'), fc.constantFrom('auto', 'cpu', 'webasm', 'webgpu'), fc.integer({ min: 1, max: 64 }), fc.integer({ min: 0, max: 5 }), fc.boolean(), fc.boolean(), (tier, backend, batch, otherInits, json, inline) => {
       const flag = (k: string, v: string): string[] => (inline ? [`--${k}=${v}`] : [`--${k}`, v]);
-      const args = [...flag('checkpoint', 'runs/x'), ...flag('tier', tier), ...flag('backend', backend), ...flag('batch', String(batch)), ...flag('init-seeds', String(otherInits)), ...(json ? ['--json'] : []), ...flag('out', 'r.txt')];
+      const args = [...flag('checkpoint', 'runs/x'), ...flag('tier', tier), ...flag('backend', backend), ...flag('batch', String(batch)), ...flag('init-seeds', String(otherInits)), ...(json ? ['--json'] : []), ...flag('out', 'r.txt'), ...flag('variants', 'v.js')];
       const parsed = parseEvalArgs(args);
       assert.ok(E.isRight(parsed));
-      assert.deepEqual(parsed.right, { checkpoint: 'runs/x', tier, backend, batch, otherInits, json, out: 'r.txt', fashionMnistDir: FASHION_MNIST_DIR });
+      assert.deepEqual(parsed.right, { checkpoint: 'runs/x', tier, backend, batch, otherInits, json, out: 'r.txt', fashionMnistDir: FASHION_MNIST_DIR, variantsModule: 'v.js' });
     }),
     30,
   );
-  assert.deepEqual(parseEvalArgs(['--checkpoint', 'c']), E.right({ checkpoint: 'c', tier: 'ci', backend: 'auto', batch: 20, otherInits: 2, json: false, out: undefined, fashionMnistDir: FASHION_MNIST_DIR }));
+  assert.deepEqual(parseEvalArgs(['--checkpoint', 'c']), E.right({ checkpoint: 'c', tier: 'ci', backend: 'auto', batch: 20, otherInits: 2, json: false, out: undefined, fashionMnistDir: FASHION_MNIST_DIR, variantsModule: undefined }));
   const bad: [string[], RegExp][] = [
     [[], /--checkpoint is required/],
     [['--checkpoint'], /--checkpoint needs a value/],

@@ -35,6 +35,7 @@ before(() => {
   manifest.dependencies['clove-ts'] = `file:${tarball}`;
   fs.writeFileSync(manifestFile, JSON.stringify(manifest, null, 2));
   run(example, ['install', '--prefer-offline']);
+  run(example, ['run', 'build']);
 });
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 
@@ -78,8 +79,15 @@ test('the example pretrains its encoder from a script and writes a checkpoint th
   assert.equal(manifest.config.model.encoder.name, 'convnext');
 });
 
-test('the installed `clove` command runs from the built package', () => {
-  const r = spawnSync(path.join(example, 'node_modules', '.bin', 'clove'), ['pretrain', '--preset', 'tiny', '--plan'], { cwd: example, env, encoding: 'utf8' });
-  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-  assert.match(r.stdout, /plan: \d+ kernels/);
+test("the installed `clove` command runs from the built package, with the example's variants", () => {
+  const clove = (...args: string[]) => spawnSync(path.join(example, 'node_modules', '.bin', 'clove'), args, { cwd: example, env, encoding: 'utf8' });
+  const plain = clove('pretrain', '--preset', 'tiny', '--plan');
+  assert.equal(plain.status, 0, `${plain.stdout}\n${plain.stderr}`);
+  assert.match(plain.stdout, /plan: \d+ kernels/);
+  const own = clove('pretrain', '--preset', 'tiny', '--model.encoder.name', 'convnext', '--variants', 'build/variants.js', '--plan');
+  assert.equal(own.status, 0, `${own.stdout}\n${own.stderr}`);
+  assert.match(own.stdout, /plan: \d+ kernels/);
+  const without = clove('pretrain', '--preset', 'tiny', '--model.encoder.name', 'convnext', '--plan');
+  assert.notEqual(without.status, 0);
+  assert.match(without.stderr, /model\.encoder\.name = 'convnext' is not a registered variant/);
 });

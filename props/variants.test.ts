@@ -12,12 +12,15 @@ import * as T from '../dsl/tensor.ts';
 import { batchNorm } from '../dsl/nn.ts';
 import { withScope } from '../compiler/ir.ts';
 import { loadCheckpoint } from '../clove/checkpoint.ts';
+import { main as exportMain } from '../clove/export.ts';
+import { readSafetensorsFile } from '../clove/safetensors.ts';
 import { parseConfig, presets, type Config } from '../clove/config.ts';
 import { checkpointEncoderWeights } from '../clove/eval/run.ts';
 import { filled, normalValues, subtreeAt, tensorAt, type HostTree } from '../clove/models/init.ts';
 import { builtinVariants, withVariants, type Encoder, type EncoderBuilder, type Variants } from '../clove/models/registry.ts';
 import { buildTrainStep, stepShapesOf } from '../clove/step.ts';
 import { pretrain, type Logger } from '../clove/train.ts';
+import { loadVariantsModule } from '../clove/variants-module.ts';
 import { checkEncoderShapes, checkInitShapes, checkPredictorShapes } from '../clove/models/contracts.ts';
 import { moduleGradientMismatches } from './modules.ts';
 import { property } from './prop.ts';
@@ -178,6 +181,12 @@ test('pretrain trains a user variant, its checkpoint loads with the variants, an
   assert.ok(ck.tensors['params/student.encoder.mixer0.weight'] !== undefined);
   const weights = checkpointEncoderWeights(ck, withPatches(8, 1));
   assert.ok(E.isRight(weights), JSON.stringify(weights));
+  const exported = path.join(root, 'patches.safetensors');
+  const exportLog = quiet();
+  assert.ok(E.isRight(await exportMain(['--checkpoint', out, '--out', exported], exportLog)));
+  assert.match(exportLog.lines.join('\n'), /exported 10 tensors \(encoder 'patches', its own names: embed\.bn\.bias/);
+  const file = readSafetensorsFile(exported);
+  assert.ok(E.isRight(file) && file.right.metadata.arch === 'patches' && file.right.tensors['mixer0.weight'] !== undefined, JSON.stringify(E.isRight(file) ? file.right.metadata : file));
   const unregistered = checkpointEncoderWeights(ck);
   assert.ok(E.isLeft(unregistered) && unregistered.left.includes("'patches' is not a registered variant"));
 
@@ -193,4 +202,23 @@ test('pretrain trains a user variant, its checkpoint loads with the variants, an
   // The right variant resumes.
   const resumed = await pretrain({ config: longer, variants: withPatches(8, 1), resume: true, log: quiet() });
   assert.ok(E.isRight(resumed) && resumed.right.lastStep === 4, E.isLeft(resumed) ? resumed.left : '');
+});
+
+test('--variants: a module exporting what withVariants returns loads; a wrong or missing export is one message', async () => {
+  const registry = new URL('../clove/models/registry.ts', import.meta.url).href;
+  const write = (name: string, text: string): string => {
+    const file = path.join(root, name);
+    fs.writeFileSync(file, text);
+    return file;
+  };
+  const good = await loadVariantsModule(write('good.mjs', `import { withVariants } from '${registry}';\nexport const variants = withVariants({ encoders: { mine: () => { throw new Error('unused'); } } }).right;\n`));
+  assert.ok(E.isRight(good) && Object.keys(good.right.encoders).includes('mine'), JSON.stringify(good));
+  const missing = await loadVariantsModule(write('none.mjs', 'export const encoders = {};\n'));
+  assert.ok(E.isLeft(missing) && missing.left.includes("no export named 'variants'"), JSON.stringify(missing));
+  const either = await loadVariantsModule(write('either.mjs', `import { withVariants } from '${registry}';\nexport const variants = withVariants({});\n`));
+  assert.ok(E.isLeft(either) && either.left.includes('encoders: expected an object of builders by name, got undefined'), JSON.stringify(either));
+  const notFunction = await loadVariantsModule(write('bad.mjs', `export const variants = { encoders: { mine: 3 }, projectors: {}, predictors: {}, losses: {} };\n`));
+  assert.ok(E.isLeft(notFunction) && notFunction.left.includes('encoders.mine: expected a builder function, got number'), JSON.stringify(notFunction));
+  const absent = await loadVariantsModule(path.join(root, 'no-such-module.mjs'));
+  assert.ok(E.isLeft(absent) && absent.left.startsWith(`--variants ${path.join(root, 'no-such-module.mjs')}: cannot import it`), JSON.stringify(absent));
 });

@@ -6,15 +6,17 @@ import { writeFileAtomic } from '../atomic.ts';
 import { enclosingCheckpointDir, loadCheckpointOrSuggest } from '../checkpoint.ts';
 import { FASHION_MNIST_DIR } from '../data/fmnist.ts';
 import { backendNames, type BackendName } from '../config.ts';
+import { loadVariantsModule } from '../variants-module.ts';
 import { DEFAULT_BATCH, DEFAULT_OTHER_INITS, evaluate, tierNames, type EvalLog, type EvalReport, type ResultRow, type Tier } from './run.ts';
 
-export const EVAL_USAGE = `usage: clove eval --checkpoint <run dir or checkpoint dir> [--tier ci|report] [--backend ${backendNames.join('|')}] [--batch N] [--init-seeds N] [--fashion-mnist dir] [--json] [--out file]
+export const EVAL_USAGE = `usage: clove eval --checkpoint <run dir or checkpoint dir> [--tier ci|report] [--backend ${backendNames.join('|')}] [--batch N] [--init-seeds N] [--fashion-mnist dir] [--json] [--out file] [--variants module.js]
   --tier ci      P1/P2 400/100/200 canvases, P3 2000/1000/2000 images, P4 100 canvases, P5 100 images, BN recalibration on 100 (default)
   --tier report  P1/P2 2000/500/1000, P3 10000/2000/10000, P4 300, P5 500, BN recalibration on 500
   (P4 needs gimp-data's patterns in /usr/share/gimp/2.0/patterns; without them it is skipped with the reason)
   --batch N      images per extractor run at 64×64 (default ${DEFAULT_BATCH}); P3's 32×32 runs take 4N
   --init-seeds N extra random inits (seeds seed+1 … seed+N) scored to show init variance (default ${DEFAULT_OTHER_INITS}, §3d.1)
   --fashion-mnist dir  where the Fashion-MNIST idx files are (default ${FASHION_MNIST_DIR}); without them P1–P3 are skipped
+  --variants m.js  a module exporting \`variants\` (what withVariants returns): for checkpoints of your own variants
   --json         print machine-readable results (progress then goes to stderr)
   --out file     also write what is printed to this file`;
 
@@ -27,6 +29,8 @@ export interface EvalArgs {
   readonly json: boolean;
   readonly out: string | undefined;
   readonly fashionMnistDir: string;
+  /** A module exporting `variants`, for checkpoints of the user's own variants. */
+  readonly variantsModule: string | undefined;
 }
 
 const isTier = (v: string): v is Tier => (tierNames as readonly string[]).includes(v);
@@ -42,6 +46,7 @@ export function parseEvalArgs(args: readonly string[]): E.Either<string, EvalArg
   let json = false;
   let out: string | undefined;
   let fashionMnistDir = FASHION_MNIST_DIR;
+  let variantsModule: string | undefined;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     const eq = arg.indexOf('=');
@@ -59,12 +64,13 @@ export function parseEvalArgs(args: readonly string[]): E.Either<string, EvalArg
       json = true;
       continue;
     }
-    if (!['--checkpoint', '--tier', '--backend', '--batch', '--init-seeds', '--out', '--fashion-mnist'].includes(flag)) return E.left(`unknown argument '${arg}'\n${EVAL_USAGE}`);
+    if (!['--checkpoint', '--tier', '--backend', '--batch', '--init-seeds', '--out', '--fashion-mnist', '--variants'].includes(flag)) return E.left(`unknown argument '${arg}'\n${EVAL_USAGE}`);
     const v = value();
     if (E.isLeft(v)) return v;
     if (flag === '--checkpoint') checkpoint = v.right;
     else if (flag === '--out') out = v.right;
     else if (flag === '--fashion-mnist') fashionMnistDir = v.right;
+    else if (flag === '--variants') variantsModule = v.right;
     else if (flag === '--tier') {
       if (!isTier(v.right)) return E.left(`--tier: '${v.right}' is not one of ${tierNames.join(', ')}`);
       tier = v.right;
@@ -82,7 +88,7 @@ export function parseEvalArgs(args: readonly string[]): E.Either<string, EvalArg
     }
   }
   if (checkpoint === undefined) return E.left(`--checkpoint is required\n${EVAL_USAGE}`);
-  return E.right({ checkpoint, tier, backend, batch, otherInits, json, out, fashionMnistDir });
+  return E.right({ checkpoint, tier, backend, batch, otherInits, json, out, fashionMnistDir, variantsModule });
 }
 
 // ---------------------------------------------------------------------------------------------- output
@@ -152,12 +158,14 @@ export async function main(args: readonly string[], log: EvalLog): Promise<E.Eit
   const a = parsed.right;
   const inside = a.out === undefined ? undefined : enclosingCheckpointDir(a.out);
   if (inside !== undefined) return E.left(`--out ${a.out}: refusing to write inside the checkpoint ${inside}; choose a path outside it`);
+  const variants = a.variantsModule === undefined ? undefined : await loadVariantsModule(a.variantsModule);
+  if (variants !== undefined && E.isLeft(variants)) return variants;
   const checkpoint = loadCheckpointOrSuggest(a.checkpoint);
   if (E.isLeft(checkpoint)) return E.left(`cannot load the checkpoint ${a.checkpoint}: ${checkpoint.left}`);
   // With --json, stdout carries only the JSON document, so progress goes to stderr.
   const progress: EvalLog = a.json ? { info: (l) => process.stderr.write(`${l}\n`), warn: (l) => process.stderr.write(`warning: ${l}\n`) } : log;
   progress.info(`evaluating ${checkpoint.right.path} (step ${checkpoint.right.step}), tier ${a.tier}`);
-  const report = await evaluate(checkpoint.right, a.tier, a.backend, { log: progress, batch: a.batch, otherInits: a.otherInits, fashionMnistDir: a.fashionMnistDir });
+  const report = await evaluate(checkpoint.right, a.tier, a.backend, { log: progress, batch: a.batch, otherInits: a.otherInits, fashionMnistDir: a.fashionMnistDir, variants: variants?.right });
   if (E.isLeft(report)) return E.left(`evaluation of ${checkpoint.right.path} failed: ${report.left}`);
   const text = a.json ? formatJson(report.right) : formatReport(report.right);
   log.info(text);

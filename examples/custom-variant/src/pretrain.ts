@@ -1,11 +1,11 @@
-// Pretrain CLoVE with the ConvNeXt-style encoder from a script: register it under a name, select it in the config,
-// and pass the variants to `pretrain`. The checkpoint records the variant (its name in the config, its tensors'
-// shapes), so `evaluate` and a resumed run find the same network again.
+// Pretrain CLoVE with the ConvNeXt-style encoder from a script: it is registered under a name (src/variants.ts),
+// the config selects it by that name, and the variants go to `pretrain` next to the config. The checkpoint records
+// the variant (its name in the config, its tensors' shapes), so `evaluate` and a resumed run find the same network.
 // Run: npm run pretrain [-- --steps N --backend wasm|cpu|webgpu --out DIR]
 import { parseArgs } from 'node:util';
 import * as E from 'fp-ts/lib/Either.js';
-import { checkpointEncoderWeights, loadCheckpoint, presets, pretrain, withVariants, type BackendName, type Config } from 'clove-ts/clove';
-import { convNextEncoder } from './convnext.js';
+import { checkpointEncoderWeights, loadCheckpoint, presets, pretrain, type BackendName, type Config } from 'clove-ts/clove';
+import { variants } from './variants.js';
 
 const { values } = parseArgs({ options: { steps: { type: 'string', default: '4' }, backend: { type: 'string', default: 'wasm' }, out: { type: 'string', default: 'runs/convnext' } } });
 
@@ -15,7 +15,6 @@ const fail = (message: string): never => {
 };
 const orFail = <A>(result: E.Either<string, A>): A => (E.isLeft(result) ? fail(result.left) : result.right);
 
-const variants = orFail(withVariants({ encoders: { convnext: convNextEncoder() } }));
 const base = presets.tiny;
 const config: Config = {
   ...base,
