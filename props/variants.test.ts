@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import * as E from 'fp-ts/lib/Either.js';
 import * as T from '../dsl/tensor.ts';
-import { batchNorm } from '../dsl/nn.ts';
+import { batchNorm, l2Normalize } from '../dsl/nn.ts';
 import { withScope } from '../compiler/ir.ts';
 import { loadCheckpoint } from '../clove/checkpoint.ts';
 import { main as exportMain } from '../clove/export.ts';
@@ -17,7 +17,8 @@ import { readSafetensorsFile } from '../clove/safetensors.ts';
 import { parseConfig, presets, type Config } from '../clove/config.ts';
 import { checkpointEncoderWeights } from '../clove/eval/run.ts';
 import { filled, normalValues, subtreeAt, tensorAt, type HostTree } from '../clove/models/init.ts';
-import { builtinVariants, withVariants, type Encoder, type EncoderBuilder, type Variants } from '../clove/models/registry.ts';
+import { builtinVariants, withVariants, type Encoder, type EncoderBuilder, type ProjectorBuilder, type Variants } from '../clove/models/registry.ts';
+import type { PairLossFunction } from '../clove/loss.ts';
 import { buildTrainStep, stepShapesOf } from '../clove/step.ts';
 import { pretrain, type Logger } from '../clove/train.ts';
 import { loadVariantsModule } from '../clove/variants-module.ts';
@@ -221,4 +222,38 @@ test('--variants: a module exporting what withVariants returns loads; a wrong or
   assert.ok(E.isLeft(notFunction) && notFunction.left.includes('encoders.mine: expected a builder function, got number'), JSON.stringify(notFunction));
   const absent = await loadVariantsModule(path.join(root, 'no-such-module.mjs'));
   assert.ok(E.isLeft(absent) && absent.left.startsWith(`--variants ${path.join(root, 'no-such-module.mjs')}: cannot import it`), JSON.stringify(absent));
+});
+
+/** A user's projector: one 1×1 conv with a bias, no batch norm (its state is empty). */
+const linearProjector: ProjectorBuilder = (cfg, inChannels) =>
+  E.right({
+    paramShapes: { weight: [cfg.out, inChannels, 1, 1], bias: [cfg.out] },
+    stateShapes: {},
+    init: (rng) => ({ params: { weight: normalValues(rng, [cfg.out, inChannels, 1, 1], 1 / Math.sqrt(inChannels)), bias: filled([cfg.out], 0) }, state: {} }),
+    forward: (params, state, x) => ({
+      y: T.add(T.conv2d(x, tensorAt(params, 'weight', 'linear') as T.Tensor<4>), T.reshape(tensorAt(params, 'bias', 'linear'), [1, cfg.out, 1, 1])),
+      state,
+    }),
+  });
+
+/** A user's loss: pull matched cells together, no negatives (1 − mean matched cosine). */
+const matchedCosineLoss: PairLossFunction = (C, F, mask) => {
+  const cos = T.matmul(l2Normalize(C, -1), T.transpose(T.stopGradient(l2Normalize(F, -1))));
+  const matched = T.div(T.sum(T.mul(cos, mask)), T.maximum(T.sum(mask), 1));
+  return { loss: T.sub(1, matched), posCos: T.stopGradient(matched), negCos: T.scalar(0) };
+};
+
+test("a user's projector and loss, selected by name, train end to end", async () => {
+  const variants = unwrap(withVariants({ encoders: { patches: patchEncoder(8, 1) }, projectors: { linear: linearProjector }, losses: { 'matched-cosine': matchedCosineLoss } }));
+  const config = patchConfig(path.join(root, 'own-head'), (c) => {
+    c.model.projector = { ...c.model.projector, name: 'linear' };
+    c.loss = { ...c.loss, variant: 'matched-cosine' };
+    c.optim = { ...c.optim, steps: 1 };
+  });
+  const step = unwrap(buildTrainStep(config, stepShapesOf(config), variants));
+  assert.ok(Object.keys(step.state).includes('student.projector.weight') && !Object.keys(step.state).some((n) => n.startsWith('bn.student.projector')));
+  const run = await pretrain({ config, variants, resume: false, log: quiet() });
+  assert.ok(E.isRight(run), E.isLeft(run) ? run.left : '');
+  // 1 − a cosine lies in [0, 2]; the official loss would sit near its margin of 100.
+  assert.ok(run.right.lastLoss >= 0 && run.right.lastLoss <= 2, String(run.right.lastLoss));
 });
