@@ -122,7 +122,7 @@ export function withVariants(added: Partial<Variants>, base: Variants = builtinV
 export const lookupVariant = <B>(table: Readonly<Record<string, B>>, name: string, field: string): E.Either<string, B> =>
   Object.prototype.hasOwnProperty.call(table, name)
     ? E.right(table[name])
-    : E.left(`${field} = '${name}' is not a registered variant (known: ${Object.keys(table).join(', ')}); a variant of your own is added with withVariants and passed as \`variants\``);
+    : E.left(`${field} = '${name}' is not a registered variant (known: ${Object.keys(table).join(', ')}); a variant of your own is added with withVariants and passed as \`variants\` (\`--variants module.js\` on the command line)`);
 
 export interface CloveModel {
   readonly encoder: Encoder;
