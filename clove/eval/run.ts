@@ -629,7 +629,8 @@ export async function evaluate(
       step: checkpoint.step,
       tier,
       backend: dense.right.backend,
-      encoder: `${name}-${depth} width ${width}, '${stem}' stem, ${config.views.channels}-channel input`,
+      // Depth and stem are the built-in ResNet's; a user's encoder is named by its variant and width.
+      encoder: `${name === 'resnet' ? `${name}-${depth} width ${width}, '${stem}' stem` : `'${name}' width ${width}`}, ${config.views.channels}-channel input`,
       grid: { side, dim: dense.right.graph.dim },
       sizes,
       batch,
