@@ -15,7 +15,7 @@ import { loadCheckpoint } from '../clove/checkpoint.ts';
 import { main as exportMain } from '../clove/export.ts';
 import { readSafetensorsFile } from '../clove/safetensors.ts';
 import { parseConfig, presets, type Config } from '../clove/config.ts';
-import { checkpointEncoderWeights } from '../clove/eval/run.ts';
+import { checkpointEncoderWeights, evaluate } from '../clove/eval/run.ts';
 import { filled, normalValues, subtreeAt, tensorAt, type HostTree } from '../clove/models/init.ts';
 import { builtinVariants, withVariants, type Encoder, type EncoderBuilder, type ProjectorBuilder, type Variants } from '../clove/models/registry.ts';
 import type { PairLossFunction } from '../clove/loss.ts';
@@ -190,6 +190,12 @@ test('pretrain trains a user variant, its checkpoint loads with the variants, an
   assert.ok(E.isRight(file) && file.right.metadata.arch === 'patches' && file.right.tensors['mixer0.weight'] !== undefined, JSON.stringify(E.isRight(file) ? file.right.metadata : file));
   const unregistered = checkpointEncoderWeights(ck);
   assert.ok(E.isLeft(unregistered) && unregistered.left.includes("'patches' is not a registered variant"));
+  // The evaluation pipeline at a few images (P1–P3 and P4 run where their datasets are installed; P5 always).
+  const sizes = { mosaic: { train: 8, val: 4, test: 4 }, fmCls: { train: 20, val: 10, test: 10 }, dlPair: 4, texGroup: 4, recalibration: 4 };
+  const report = await evaluate(ck, 'ci', 'wasm', { variants: withPatches(8, 1), sizes, batch: 4, otherInits: 0 });
+  assert.ok(E.isRight(report), E.isLeft(report) ? report.left : '');
+  assert.match(report.right.encoder, /^'patches' width 8, 3-channel input/);
+  assert.ok(report.right.rows.some((r) => r.protocol === 'P5' && Number.isFinite(r.pretrained)), JSON.stringify(report.right.rows));
 
   // Same name, another network (two mixers): the state does not fit, and the message names both.
   const longer = patchConfig(out, (c) => (c.optim.steps = 4));
