@@ -2,7 +2,7 @@
 // every system divide the same numerator: 1 multiply-add = 2 FLOP, only convolutions and matrix products are
 // counted (BN, ReLU, softmax and the optimizer are not). `graphFlops` counts the same quantity on a compiled
 // graph, which ties the model to what our programs actually contain.
-import { numel, type Graph } from '../compiler/ir.ts';
+import type { Graph } from '../compiler/ir.ts';
 import { flopsOf } from '../compiler/facts.ts';
 
 /** 2·N·Hout·Wout·Cout·Cin·Kh·Kw. */

@@ -11,7 +11,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import { compile, type Executable } from '../compiler/compile.ts';
 import { numel, type Graph } from '../compiler/ir.ts';
 import { StepProfiler, type AfterLaunch, type StepProfile } from '../compiler/profile.ts';
-import { Device, DeviceHandle, type DeviceKernel, type KernelShape } from '../compiler/runtime/device.ts';
+import { Device, DeviceHandle, type KernelShape } from '../compiler/runtime/device.ts';
 import type { MicroSizes } from './flops.ts';
 import { formatDeviceError, type BackendName } from '../compiler/runtime/errors.ts';
 import { timeAdaptive, type IterationPolicy, type Timing } from './timing.ts';

@@ -82,7 +82,6 @@ function truncSat(x: number): number {
   return Math.trunc(x) | 0;
 }
 const bitsOf = (x: number): number => new Int32Array(Float32Array.of(x).buffer)[0];
-const floatOf = (bits: number): number => new Float32Array(Int32Array.of(bits).buffer)[0];
 
 const f32Samples = [0, -0, 1, -1, 0.5, -0.5, 1.5, 2.5, -2.5, 3.7, -3.7, 0.1, 1e-40, -1e-40, 3.4e38, -3.4e38, 16777217, Infinity, -Infinity, NaN].map(f32);
 const i32Samples = [0, 1, -1, 2, 7, -7, 31, 32, 33, 255, 0x7fffffff, -0x80000000, 123456789, -987654321];

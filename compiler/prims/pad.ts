@@ -1,4 +1,4 @@
-import { all, fconst, guard, iadd, iclamp, icmp, iconst, idiv, imul, inRange, isub, type B } from '../kernel/ir.ts';
+import { all, fconst, guard, iclamp, icmp, iconst, idiv, imul, inRange, isub, type B } from '../kernel/ir.ts';
 import * as b from '../build.ts';
 import { fail, numel, ok, stridesOf } from '../ir.ts';
 import type { Prim } from '../prim.ts';
