@@ -16,7 +16,7 @@ export interface ScheduleTarget {
 }
 
 export interface Target extends ScheduleTarget {
-  readonly name: 'gpujs' | 'wasm';
+  readonly name: 'gpujs' | 'wasm' | 'webgpu';
   /**
    * Expands the primitives whose algorithm is this target's choice (conv2d's weight gradient) into the kernels it
    * runs best, before the graph is optimized.

@@ -1,0 +1,295 @@
+// The webgpu target's contraction kernels: WGSL compute shaders from one GEMM template, run on gpu.js's GPUDevice
+// (compiler/runtime/device.ts `launchWgsl`). Every other kernel of the target is a gpu.js kernel.
+//
+// The template computes C[b, m, n] = Σ_k A(b, m, k) · B(b, k, n) for each batch b (the workgroup's z):
+// - a workgroup owns a BM × BN tile of C and walks K in BK-deep slices; each slice of A (BM × BK) and of B
+//   (BK × BN) is staged in workgroup memory by all threads together, then every thread accumulates its TM × TN
+//   register tile from it (rows ty + i·TY, columns tx + j·TX: a warp's stores and its reads of B are contiguous,
+//   its reads of A a broadcast);
+// - the staging loads run along each operand's contiguous axis (consecutive threads, consecutive addresses), as
+//   vec4 loads where the layout allows (a plain row-major operand whose contiguous extent is a multiple of 4);
+// - A(b, m, k) and B(b, k, n) are WGSL functions per contraction that return 0 outside the operand (edges of
+//   M, N, K that are not multiples of the tile, and a convolution's padding), and C is stored only inside M × N.
+// The contractions, as this GEMM:
+// - dot [..B, M, K] · [..B, K, N]: b = the batch, A and B the operands as they are.
+// - conv2d (forward, and the input gradient: a conv over the cotangent zero-padded and zero-dilated by the stride,
+//   which is folded in, never materialized): per group b, rows m = the group's output channels, columns n = every
+//   output pixel of every image (N·Ho·Wo), k = (input channel, tap); A = the weights, B = the im2col matrix read in
+//   place (an implicit GEMM).
+// - convWeightGrad: per group b, rows m = the group's output channels, columns n = (input channel, tap), k = every
+//   output pixel of every image; A = the cotangent, B = the input's windows (also an implicit GEMM).
+import { numel, type Node } from '../../ir.ts';
+import type { KernelPlan } from '../../schedule.ts';
+import { chooseTiling, threadsOf, type Tiling } from './tiles.ts';
+
+export interface WgslKernelSource {
+  readonly code: string;
+  readonly workgroups: readonly [number, number, number];
+  readonly outputElements: number;
+  /** The kernel argument (plan.args index) each binding 0…n−1 reads; binding n is the output. */
+  readonly operands: readonly number[];
+  readonly tiling: Tiling;
+  /** Multiply-adds of one launch. */
+  readonly work: number;
+}
+
+/** How one GEMM operand is read: element loads, and vec4 loads along its contiguous axis where allowed. */
+interface Side {
+  /** The axis along which consecutive elements are contiguous in memory: k, or m (A) / n (B). */
+  readonly fast: 'k' | 'mn';
+  /** WGSL statements of `fn load(b: u32, mn: u32, k: u32) -> f32`, 0 outside the operand. */
+  readonly scalar: string;
+  /** WGSL statements of the vec4 at (mn, k..k+3) or (mn..mn+3, k), all inside or all 0; null when not aligned. */
+  readonly vec4: string | null;
+}
+
+interface Gemm {
+  readonly batch: number;
+  readonly M: number;
+  readonly N: number;
+  readonly K: number;
+  /** Binding declarations for the operands (bindings 0…n−1), with the vec4 or scalar element type each needs. */
+  readonly bindings: readonly string[];
+  /** WGSL constants and helpers the loads and the store use. */
+  readonly prelude: string;
+  readonly a: Side;
+  readonly b: Side;
+  /** WGSL statements of `fn store(b: u32, m: u32, n: u32, v: f32)` (called inside M × N only). */
+  readonly store: string;
+}
+
+const u = (v: number): string => `${v}u`;
+const i = (v: number): string => `${v}i`;
+const binding = (k: number, vec4: boolean): string => `@group(0) @binding(${k}) var<storage, read> a${k}: array<${vec4 ? 'vec4<f32>' : 'f32'}>;`;
+
+/** Statements staging one BK-deep slice of an operand into workgroup array `dst` (layout [BK][rows]). */
+function stage(dst: string, load: string, side: Side, rows: number, BK: number, threads: number, mn0: string): string[] {
+  const out: string[] = [];
+  if (side.vec4 !== null) {
+    const count = (rows * BK) / 4 / threads;
+    for (let r = 0; r < count; r++) {
+      const e = `li + ${u(r * threads)}`;
+      if (side.fast === 'k') {
+        out.push(`{ let e = ${e}; let kq = e % ${u(BK / 4)}; let r = e / ${u(BK / 4)}; let v = ${load}4(b, ${mn0} + r, k0 + kq * 4u);`);
+        for (let c = 0; c < 4; c++) out.push(`  ${dst}[(kq * 4u + ${u(c)}) * ${u(rows)} + r] = v[${c}];`);
+      } else {
+        out.push(`{ let e = ${e}; let rq = e % ${u(rows / 4)}; let kk = e / ${u(rows / 4)}; let v = ${load}4(b, ${mn0} + rq * 4u, k0 + kk);`);
+        for (let c = 0; c < 4; c++) out.push(`  ${dst}[kk * ${u(rows)} + rq * 4u + ${u(c)}] = v[${c}];`);
+      }
+      out.push('}');
+    }
+    return out;
+  }
+  const count = (rows * BK) / threads;
+  for (let r = 0; r < count; r++) {
+    const e = `li + ${u(r * threads)}`;
+    out.push(
+      side.fast === 'k'
+        ? `{ let e = ${e}; let kk = e % ${u(BK)}; let r = e / ${u(BK)}; ${dst}[kk * ${u(rows)} + r] = ${load}(b, ${mn0} + r, k0 + kk); }`
+        : `{ let e = ${e}; let r = e % ${u(rows)}; let kk = e / ${u(rows)}; ${dst}[kk * ${u(rows)} + r] = ${load}(b, ${mn0} + r, k0 + kk); }`,
+    );
+  }
+  return out;
+}
+
+/** The WGSL of a GEMM under a tiling. */
+function gemmShader(g: Gemm, t: Tiling, outputBinding: number): string {
+  const { BM, BN, BK, TM, TN } = t;
+  const { TX, TY } = threadsOf(t);
+  const threads = TX * TY;
+  const acc = (r: number, c: number) => `c${r}_${c}`;
+  const lines: string[] = [
+    ...g.bindings,
+    `@group(0) @binding(${outputBinding}) var<storage, read_write> out: array<f32>;`,
+    `const M = ${u(g.M)}; const N = ${u(g.N)}; const K = ${u(g.K)};`,
+    g.prelude,
+    g.a.vec4 === null ? `fn loadA(b: u32, m: u32, k: u32) -> f32 {\n${g.a.scalar}\n}` : `fn loadA4(b: u32, m: u32, k: u32) -> vec4<f32> {\n${g.a.vec4}\n}`,
+    g.b.vec4 === null ? `fn loadB(b: u32, n: u32, k: u32) -> f32 {\n${g.b.scalar}\n}` : `fn loadB4(b: u32, n: u32, k: u32) -> vec4<f32> {\n${g.b.vec4}\n}`,
+    `fn store(b: u32, m: u32, n: u32, v: f32) {\n${g.store}\n}`,
+    `var<workgroup> As: array<f32, ${BK * BM}>;`,
+    `var<workgroup> Bs: array<f32, ${BK * BN}>;`,
+    `@compute @workgroup_size(${TX}, ${TY}, 1)`,
+    'fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {',
+    '  let b = wg.z;',
+    `  let m0 = wg.y * ${u(BM)};`,
+    `  let n0 = wg.x * ${u(BN)};`,
+  ];
+  for (let r = 0; r < TM; r++) for (let c = 0; c < TN; c++) lines.push(`  var ${acc(r, c)} = 0.0;`);
+  lines.push(`  for (var k0 = 0u; k0 < K; k0 = k0 + ${u(BK)}) {`);
+  lines.push(...stage('As', 'loadA', g.a, BM, BK, threads, 'm0').map((l) => `    ${l}`));
+  lines.push(...stage('Bs', 'loadB', g.b, BN, BK, threads, 'n0').map((l) => `    ${l}`));
+  lines.push('    workgroupBarrier();');
+  lines.push(`    for (var kk = 0u; kk < ${u(BK)}; kk = kk + 1u) {`);
+  for (let r = 0; r < TM; r++) lines.push(`      let ra${r} = As[kk * ${u(BM)} + lid.y + ${u(r * TY)}];`);
+  for (let c = 0; c < TN; c++) lines.push(`      let rb${c} = Bs[kk * ${u(BN)} + lid.x + ${u(c * TX)}];`);
+  for (let r = 0; r < TM; r++) for (let c = 0; c < TN; c++) lines.push(`      ${acc(r, c)} = fma(ra${r}, rb${c}, ${acc(r, c)});`);
+  lines.push('    }', '    workgroupBarrier();', '  }');
+  for (let r = 0; r < TM; r++)
+    for (let c = 0; c < TN; c++) {
+      lines.push(`  { let m = m0 + lid.y + ${u(r * TY)}; let n = n0 + lid.x + ${u(c * TX)}; if (m < M && n < N) { store(b, m, n, ${acc(r, c)}); } }`);
+    }
+  lines.push('}');
+  return lines.join('\n');
+}
+
+/** dot [..B, M, K] · [..B, K, N] over plain row-major buffers (bindings 0 and 1). */
+function dotGemm(node: Node<'dot'>): Gemm {
+  const [a, c] = node.inputs;
+  const r = a.shape.length;
+  const [M, K, N] = [a.shape[r - 2], a.shape[r - 1], c.shape[r - 1]];
+  const [a4, b4] = [K % 4 === 0, N % 4 === 0];
+  return {
+    batch: numel(a.shape.slice(0, r - 2)),
+    M,
+    N,
+    K,
+    bindings: [binding(0, a4), binding(1, b4)],
+    prelude: '',
+    a: {
+      fast: 'k',
+      scalar: `  if (m < M && k < K) { return a0[b * ${u(M * K)} + m * K + k]; }\n  return 0.0;`,
+      vec4: a4 ? `  if (m < M && k < K) { return a0[(b * ${u(M * K)} + m * K + k) / 4u]; }\n  return vec4<f32>(0.0);` : null,
+    },
+    b: {
+      fast: 'mn',
+      scalar: `  if (n < N && k < K) { return a1[b * ${u(K * N)} + k * N + n]; }\n  return 0.0;`,
+      vec4: b4 ? `  if (n < N && k < K) { return a1[(b * ${u(K * N)} + k * N + n) / 4u]; }\n  return vec4<f32>(0.0);` : null,
+    },
+    store: `  out[b * ${u(M * N)} + m * N + n] = v;`,
+  };
+}
+
+/** A zero pad of the spatial axes only (any edges, any interior): a conv reads through it without a copy. */
+export function foldablePad(n: Node): { readonly lo: readonly [number, number]; readonly q: readonly [number, number] } | null {
+  if (n.op !== 'pad') return null;
+  const { lo, hi, interior, value } = (n as Node<'pad'>).params;
+  if (value !== 0 || n.shape.length !== 4 || [lo, hi, interior].some((v) => v[0] !== 0 || v[1] !== 0)) return null;
+  return { lo: [lo[2], lo[3]], q: [interior[2] + 1, interior[3] + 1] };
+}
+
+/**
+ * WGSL statements that test whether padded coordinate `v` (an i32, in the conv's input of extent `extent`) lands on
+ * a source element (of `size`, under a folded pad with low edge `lo` and spacing `q`) and bind it as `name` (u32).
+ */
+function onSource(name: string, v: string, extent: number, size: number, lo: number, q: number): string {
+  if (lo === 0 && q === 1 && extent === size) return `  if (${v} < 0i || ${v} >= ${i(extent)}) { return 0.0; }\n  let ${name} = u32(${v});`;
+  const t = `${name}_t`;
+  return [
+    `  if (${v} < 0i || ${v} >= ${i(extent)}) { return 0.0; }`,
+    `  let ${t} = ${v} - ${i(lo)};`,
+    q === 1 ? `  if (${t} < 0i || ${t} >= ${i(size)}) { return 0.0; }` : `  if (${t} < 0i || ${t} % ${i(q)} != 0i || ${t} / ${i(q)} >= ${i(size)}) { return 0.0; }`,
+    `  let ${name} = u32(${q === 1 ? t : `${t} / ${i(q)}`});`,
+  ].join('\n');
+}
+
+/** conv2d as an implicit GEMM; the input may be a folded zero pad (with interior zeros) of binding 0. */
+function convGemm(node: Node<'conv2d'>, pad: ReturnType<typeof foldablePad>): Gemm {
+  const [xin, w] = node.inputs;
+  const src = pad === null ? xin : xin.inputs[0];
+  const [, C, Hs, Ws] = src.shape;
+  const [Nimg, , Hin, Win] = xin.shape;
+  const [lo, q] = pad === null ? [[0, 0], [1, 1]] : [pad.lo, pad.q];
+  const [O, Cg, kh, kw] = w.shape;
+  const { stride, padding, dilation, groups } = node.params;
+  const [, , Ho, Wo] = node.shape;
+  const Og = O / groups;
+  const P = Ho * Wo;
+  const K = Cg * kh * kw;
+  const a4 = K % 4 === 0;
+  return {
+    batch: groups,
+    M: Og,
+    N: Nimg * P,
+    K,
+    bindings: [binding(0, false), binding(1, a4)],
+    prelude: '',
+    a: {
+      fast: 'k',
+      scalar: `  if (m < M && k < K) { return a1[(b * ${u(Og)} + m) * K + k]; }\n  return 0.0;`,
+      vec4: a4 ? `  if (m < M && k < K) { return a1[((b * ${u(Og)} + m) * K + k) / 4u]; }\n  return vec4<f32>(0.0);` : null,
+    },
+    b: {
+      fast: 'mn',
+      scalar: [
+        '  if (n >= N || k >= K) { return 0.0; }',
+        `  let img = n / ${u(P)}; let p = n % ${u(P)}; let oy = p / ${u(Wo)}; let ox = p % ${u(Wo)};`,
+        `  let c = k / ${u(kh * kw)}; let tap = k % ${u(kh * kw)}; let ta = tap / ${u(kw)}; let te = tap % ${u(kw)};`,
+        `  let yv = i32(oy * ${u(stride[0])} + ta * ${u(dilation[0])}) - ${i(padding[0])};`,
+        `  let xv = i32(ox * ${u(stride[1])} + te * ${u(dilation[1])}) - ${i(padding[1])};`,
+        onSource('y', 'yv', Hin, Hs, lo[0], q[0]),
+        onSource('x', 'xv', Win, Ws, lo[1], q[1]),
+        `  return a0[((img * ${u(C)} + b * ${u(Cg)} + c) * ${u(Hs)} + y) * ${u(Ws)} + x];`,
+      ].join('\n'),
+      vec4: null,
+    },
+    store: `  let img = n / ${u(P)}; let p = n % ${u(P)};\n  out[(img * ${u(O)} + b * ${u(Og)} + m) * ${u(P)} + p] = v;`,
+  };
+}
+
+/** convWeightGrad as an implicit GEMM over every output pixel of every image (bindings: 0 the input, 1 the cotangent). */
+function weightGradGemm(node: Node<'convWeightGrad'>): Gemm {
+  const [x, g] = node.inputs;
+  const [, C, H, W] = x.shape;
+  const [Nimg, O, Ho, Wo] = g.shape;
+  const { stride, padding, dilation, groups, kernel: [kh, kw] } = node.params;
+  const Og = O / groups;
+  const Cg = C / groups;
+  const P = Ho * Wo;
+  const a4 = P % 4 === 0;
+  return {
+    batch: groups,
+    M: Og,
+    N: Cg * kh * kw,
+    K: Nimg * P,
+    bindings: [binding(0, false), binding(1, a4)],
+    prelude: '',
+    a: {
+      fast: 'k',
+      scalar: `  if (m >= M || k >= K) { return 0.0; }\n  let img = k / ${u(P)}; let p = k % ${u(P)};\n  return a1[(img * ${u(O)} + b * ${u(Og)} + m) * ${u(P)} + p];`,
+      vec4: a4 ? `  if (m >= M || k >= K) { return vec4<f32>(0.0); }\n  let img = k / ${u(P)}; let p = k % ${u(P)};\n  return a1[((img * ${u(O)} + b * ${u(Og)} + m) * ${u(P)} + p) / 4u];` : null,
+    },
+    b: {
+      fast: 'k',
+      scalar: [
+        '  if (n >= N || k >= K) { return 0.0; }',
+        `  let img = k / ${u(P)}; let p = k % ${u(P)}; let oy = p / ${u(Wo)}; let ox = p % ${u(Wo)};`,
+        `  let c = n / ${u(kh * kw)}; let tap = n % ${u(kh * kw)}; let ta = tap / ${u(kw)}; let te = tap % ${u(kw)};`,
+        `  let yv = i32(oy * ${u(stride[0])} + ta * ${u(dilation[0])}) - ${i(padding[0])};`,
+        `  let xv = i32(ox * ${u(stride[1])} + te * ${u(dilation[1])}) - ${i(padding[1])};`,
+        onSource('y', 'yv', H, H, 0, 1),
+        onSource('x', 'xv', W, W, 0, 1),
+        `  return a0[((img * ${u(C)} + b * ${u(Cg)} + c) * ${u(H)} + y) * ${u(W)} + x];`,
+      ].join('\n'),
+      vec4: null,
+    },
+    store: `  out[(b * ${u(Og)} + m) * N + n] = v;`,
+  };
+}
+
+/**
+ * The WGSL kernel of a contraction whose operands are plain buffers (the target's `bufferOperands`), or null for
+ * any other kernel (a gpu.js kernel). `software`: the adapter is a CPU emulation (tile choice).
+ */
+export function renderWgsl(plan: KernelPlan, software: boolean): WgslKernelSource | null {
+  const root = plan.root;
+  if (root.op !== 'dot' && root.op !== 'conv2d' && root.op !== 'convWeightGrad') return null;
+  // Each operand's buffer: the operand itself or the buffer it reshapes (the same bytes).
+  const bufferOf = (x: Node): number => {
+    let cur = x;
+    while (!plan.args.includes(cur) && (cur.op === 'reshape' || cur.op === 'stopGradient')) cur = cur.inputs[0];
+    return plan.args.indexOf(cur);
+  };
+  const pad = root.op === 'conv2d' && !plan.args.includes(root.inputs[0]) ? foldablePad(root.inputs[0]) : null;
+  const operands = root.inputs.map((x, k) => bufferOf(k === 0 && pad !== null ? x.inputs[0] : x));
+  if (operands.some((k) => k < 0)) throw new Error(`webgpu target: ${root.op} ${root.layer} has an operand that is not a buffer (the schedule should have materialized it)`);
+  const gemm = root.op === 'dot' ? dotGemm(root as Node<'dot'>) : root.op === 'conv2d' ? convGemm(root as Node<'conv2d'>, pad) : weightGradGemm(root as Node<'convWeightGrad'>);
+  const tiling = chooseTiling(gemm.batch, gemm.M, gemm.N, software);
+  return {
+    code: gemmShader(gemm, tiling, operands.length),
+    workgroups: [Math.ceil(gemm.N / tiling.BN), Math.ceil(gemm.M / tiling.BM), gemm.batch],
+    outputElements: numel(root.shape),
+    operands,
+    tiling,
+    work: gemm.batch * gemm.M * gemm.N * gemm.K,
+  };
+}

@@ -1,0 +1,50 @@
+// The webgpu target's tile choice for its GEMM templates: a pure function of the GEMM's sizes and of the adapter
+// kind. Sizes of workgroup tiles and register tiles are this target's decision, not the scheduler's.
+
+/** One tiling: a BM × BN output tile per workgroup, BK-deep slices of A and B in workgroup memory, TM × TN per thread. */
+export interface Tiling {
+  readonly BM: number;
+  readonly BN: number;
+  readonly BK: number;
+  readonly TM: number;
+  readonly TN: number;
+}
+
+/** Threads of a workgroup along n (x) and m (y). */
+export const threadsOf = (t: Tiling): { readonly TX: number; readonly TY: number } => ({ TX: t.BN / t.TN, TY: t.BM / t.TM });
+
+/**
+ * Candidates, largest first. 128×128 with 8×8 per thread is the classic shape for a large SGEMM on a GPU (256
+ * threads, 64 accumulators each, 16 KiB of workgroup memory at BK = 16); 64×64 with 4×4 (256 threads); 32×32 with
+ * 4×4 (64 threads) for small or thin products. A software adapter (lavapipe: each invocation is a SIMD lane of a
+ * CPU thread, 16 ymm registers) gets no 8×8 register tile: 64 accumulators per lane spill.
+ */
+const HARDWARE: readonly Tiling[] = [
+  { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 },
+  { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 },
+  { BM: 32, BN: 32, BK: 16, TM: 4, TN: 4 },
+];
+const SOFTWARE: readonly Tiling[] = HARDWARE.slice(1);
+
+/**
+ * Workgroups a launch should have at least before a bigger tile is worth it. On a GPU, about two per streaming
+ * multiprocessor (an H100 has 132); on a software adapter, a few per CPU thread of its pool.
+ */
+const MIN_WORKGROUPS = { hardware: 256, software: 8 } as const;
+
+/** Padded work over useful work a tile may waste at the edges (1.15: up to 15% of the multiply-adds wasted). */
+const MAX_WASTE = 1.15;
+
+/**
+ * The heuristic: the largest candidate that wastes at most MAX_WASTE of the work at the edges and still gives at
+ * least MIN_WORKGROUPS workgroups; failing that, the candidate with the least padded work (ties: more workgroups).
+ */
+export function chooseTiling(batch: number, M: number, N: number, software: boolean): Tiling {
+  const candidates = software ? SOFTWARE : HARDWARE;
+  const padded = (t: Tiling) => Math.ceil(M / t.BM) * t.BM * Math.ceil(N / t.BN) * t.BN;
+  const groups = (t: Tiling) => batch * Math.ceil(M / t.BM) * Math.ceil(N / t.BN);
+  const min = software ? MIN_WORKGROUPS.software : MIN_WORKGROUPS.hardware;
+  const fit = candidates.find((t) => padded(t) <= MAX_WASTE * M * N && groups(t) >= min);
+  if (fit !== undefined) return fit;
+  return [...candidates].sort((a, c) => padded(a) - padded(c) || groups(c) - groups(a))[0];
+}
