@@ -16,6 +16,7 @@ import { chooseBackend } from './runtime/backend.ts';
 import { Device, DeviceHandle, WgslKernel, type DeviceKernel, type LiveHandles } from './runtime/device.ts';
 import { renderWgsl } from './targets/webgpu/render.ts';
 import { webgpuTarget } from './targets/webgpu/target.ts';
+import type { Tiling } from './targets/webgpu/tiles.ts';
 import { compileWasm } from './targets/wasm/compile.ts';
 import { formatDeviceError, type BackendName, type DeviceError } from './runtime/errors.ts';
 import { schedule, type KernelPlan } from './schedule.ts';
@@ -98,6 +99,8 @@ export interface CompileOptions {
   readonly threads?: number;
   /** wasm: launches with less work than this stay on one thread (a testing knob: 0 splits every launch). */
   readonly splitFromWork?: number;
+  /** webgpu: every WGSL contraction uses this tiling instead of the target's choice (a testing knob). */
+  readonly wgslTiling?: Tiling;
 }
 
 export type RunInputs = Readonly<Record<string, DeviceHandle | Float32Array>>;
@@ -209,7 +212,7 @@ export async function compile(graph: Graph, options: CompileOptions = {}): Promi
   for (let k = 0; k < p.kernels.length; k++) {
     const kp = p.kernels[k];
     const name = `${kp.root.layer === '' ? '' : `${kp.root.layer}/`}${kp.root.op}#${k}`;
-    const wgsl = target.bufferOperands(kp.root) ? renderWgsl(kp, software) : null;
+    const wgsl = target.bufferOperands(kp.root) ? renderWgsl(kp, software, options.wgslTiling) : null;
     if (wgsl !== null) {
       const built = await device.buildWgsl({ name, code: wgsl.code, workgroups: wgsl.workgroups, outputElements: wgsl.outputElements, operands: wgsl.operands });
       if (E.isLeft(built)) {
@@ -264,7 +267,7 @@ async function warmUp(device: Device, p: ProgramPlan, kernels: readonly (DeviceK
       if (E.isLeft(h)) return E.left(devErr(h.left));
       args.push(h.right);
     }
-    const out = await launchOn(device, k, args);
+    const out = k instanceof WgslKernel ? await device.launchWgsl(k, args, true) : await device.launch(k, args);
     for (const h of args) device.free(h);
     if (E.isLeft(out)) return E.left(`${devErr(out.left)}\n--- kernel source ---\n${k instanceof WgslKernel ? k.spec.code : k.spec.source}`);
     device.free(out.right);

@@ -531,8 +531,12 @@ export class Device {
     return E.right(new WgslKernel(spec.name, spec, this, r.right.pipeline, r.right.layout));
   }
 
-  /** Runs a WGSL kernel on device-resident arguments; its output is a new handle (a gpu.js buffer result). */
-  async launchWgsl(kernel: WgslKernel, args: ReadonlyArray<DeviceHandle>): Promise<E.Either<DeviceError, DeviceHandle>> {
+  /**
+   * Runs a WGSL kernel on device-resident arguments; its output is a new handle (a gpu.js buffer result). WebGPU
+   * reports a bind group that does not fit the pipeline only asynchronously, as an uncaptured error, while the
+   * launch "succeeds": `validate` (the warm-up launch) catches that in an error scope and returns it as an error.
+   */
+  async launchWgsl(kernel: WgslKernel, args: ReadonlyArray<DeviceHandle>, validate = false): Promise<E.Either<DeviceError, DeviceHandle>> {
     this.assertOpen();
     const context = this.webgpuContext;
     if (kernel.device !== this || context === null) throw new Error(`launch: WGSL kernel "${kernel.name}" was built on another Device`);
@@ -546,6 +550,7 @@ export class Device {
       if (payload.kind !== 'webgpu') throw new Error(`launch: WGSL kernel "${kernel.name}" argument ${k} is not a WebGPU buffer`);
       return payload.result.buffer;
     });
+    if (validate) device.pushErrorScope('validation');
     try {
       const output = device.createBuffer({ size: Math.max(4, kernel.spec.outputElements * 4), usage: GPU_USAGE.STORAGE | GPU_USAGE.COPY_SRC | GPU_USAGE.COPY_DST });
       const group = device.createBindGroup({
@@ -559,10 +564,18 @@ export class Device {
       pass.dispatchWorkgroups(...kernel.spec.workgroups);
       pass.end();
       device.queue.submit([encoder.finish()]);
+      if (validate) {
+        const failed = await device.popErrorScope();
+        if (failed !== null) {
+          output.destroy();
+          return E.left(deviceError('kernel', this.backend, `WGSL launch: ${failed.message}`, kernel.name));
+        }
+      }
       kernel.launches += 1;
       const result = new gpujs.WebGPUBufferResult({ buffer: output, output: [kernel.spec.outputElements], componentCount: 1, context, kernel: { readBufferResult: (h) => this.readBuffer(h) } });
       return E.right(this.register([kernel.spec.outputElements], { kind: 'webgpu', result }));
     } catch (error) {
+      if (validate) await device.popErrorScope();
       return E.left(classifyFailure(this.backend, kernel.name, error));
     }
   }

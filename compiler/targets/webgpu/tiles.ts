@@ -21,10 +21,14 @@ export const threadsOf = (t: Tiling): { readonly TX: number; readonly TY: number
  */
 const HARDWARE: readonly Tiling[] = [
   { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 },
+  { BM: 64, BN: 128, BK: 16, TM: 8, TN: 8 },
+  { BM: 128, BN: 64, BK: 16, TM: 8, TN: 8 },
   { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 },
   { BM: 32, BN: 32, BK: 16, TM: 4, TN: 4 },
 ];
-const SOFTWARE: readonly Tiling[] = HARDWARE.slice(1);
+const SOFTWARE: readonly Tiling[] = HARDWARE;
+/** Every tiling the heuristic may choose (the properties run each of them). */
+export const TILINGS: readonly Tiling[] = HARDWARE;
 
 /**
  * Workgroups a launch should have at least before a bigger tile is worth it. On a GPU, about two per streaming
