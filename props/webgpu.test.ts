@@ -55,7 +55,9 @@ async function agrees(graph: Graph, inputs: Record<string, Float32Array>, tiling
   if (E.isLeft(want) || E.isLeft(magnitude)) throw new Error('the interpreter failed');
   const got = await runWebGpu(graph, inputs, tiling);
   for (const k of Object.keys(graph.outputs)) {
-    const [w, m, g] = [want.right[k].data, magnitude.right[k].data, got[k]];
+    const w: ArrayLike<number> = want.right[k].data;
+    const m: ArrayLike<number> = magnitude.right[k].data;
+    const g: Float32Array = got[k];
     assert.equal(g.length, w.length, `${what}.${k}: length`);
     for (let i = 0; i < w.length; i++) {
       assert.ok(Math.abs(g[i] - w[i]) <= 1e-5 * m[i] + 1e-30, `${what}.${k}[${i}] (tiling ${JSON.stringify(tiling ?? 'chosen')}): webgpu ${g[i]} vs interpreter ${w[i]}`);
@@ -122,10 +124,11 @@ describe('WGSL contraction templates on webgpu equal the interpreter', { skip },
     if (E.isLeft(want)) throw new Error(want.left);
     const got = await runWebGpu(w.graph, w.inputs, undefined);
     for (const [k, node] of Object.entries(w.graph.outputs)) {
-      const ref = want.right[k].data;
-      const scale = ref.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      const ref: ArrayLike<number> = want.right[k].data;
+      let scale = 0;
+      for (let i = 0; i < ref.length; i++) scale = Math.max(scale, Math.abs(ref[i]));
       assert.equal(got[k].length, numel(node.shape));
-      ref.forEach((v, i) => assert.ok(Math.abs(got[k][i] - v) <= 1e-4 * scale, `block.${k}[${i}]: webgpu ${got[k][i]} vs interpreter ${v} (scale ${scale})`));
+      for (let i = 0; i < ref.length; i++) assert.ok(Math.abs(got[k][i] - ref[i]) <= 1e-4 * scale, `block.${k}[${i}]: webgpu ${got[k][i]} vs interpreter ${ref[i]} (scale ${scale})`);
     }
   });
 });
