@@ -124,11 +124,13 @@ function gemmShader(g: Gemm, t: Tiling, outputBinding: number, grid: Grid): stri
     `var<workgroup> Bs: array<vec4<f32>, ${(BK * BN) / 4}>;`,
     `@compute @workgroup_size(${TX}, ${TY}, 1)`,
     'fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {',
-    // The batch runs along z, and where it exceeds one dimension's workgroups, along y too (batchY per z).
-    `  let b = wg.z * ${u(grid.batchY)} + wg.y / ${u(grid.mTiles)};`,
-    ...(grid.batchY * grid.batchZ > g.batch ? [`  if (b >= ${u(g.batch)}) { return; }`] : []),
-    `  let m0 = (wg.y % ${u(grid.mTiles)}) * ${u(BM)};`,
-    `  let n0 = wg.x * ${u(BN)};`,
+    // This workgroup's tile: (batch, row tile, column tile) from its linear index (uniform across the workgroup,
+    // so returning early keeps the barriers in uniform control flow).
+    `  let tile = wg.x + ${u(grid.dispatch[0])} * (wg.y + ${u(grid.dispatch[1])} * wg.z);`,
+    ...(grid.dispatch[0] * grid.dispatch[1] * grid.dispatch[2] > grid.tiles ? [`  if (tile >= ${u(grid.tiles)}) { return; }`] : []),
+    `  let b = tile / ${u(grid.mTiles * grid.nTiles)};`,
+    `  let m0 = ((tile / ${u(grid.nTiles)}) % ${u(grid.mTiles)}) * ${u(BM)};`,
+    `  let n0 = (tile % ${u(grid.nTiles)}) * ${u(BN)};`,
     '  let ty4 = lid.y * 4u;',
   ];
   for (let r = 0; r < TM; r++) for (let j = 0; j < TN / 4; j++) lines.push(`  var ${acc(r, j)} = vec4<f32>(0.0);`);
@@ -291,13 +293,15 @@ function weightGradGemm(node: Node<'convWeightGrad'>): Gemm {
   };
 }
 
-/** How a launch's workgroups cover (batch, row tiles, column tiles). */
+/**
+ * How a launch's workgroups cover its tiles: (batch, row tile, column tile) linearized, column tiles fastest, over a
+ * dispatch of X × Y × Z workgroups (each at most the 65 535 every device allows; the last few may be spare).
+ */
 interface Grid {
   readonly mTiles: number;
   readonly nTiles: number;
-  /** batches per z index (1 unless the batch exceeds a dimension) and z extent */
-  readonly batchY: number;
-  readonly batchZ: number;
+  readonly tiles: number;
+  readonly dispatch: readonly [number, number, number];
 }
 
 /** Workgroups per dispatch dimension every WebGPU device allows (the spec's minimum of the limit). */
@@ -305,8 +309,10 @@ const MAX_GROUPS = 65_535;
 
 function gridOf(g: Gemm, t: Tiling): Grid {
   const [mTiles, nTiles] = [Math.ceil(g.M / t.BM), Math.ceil(g.N / t.BN)];
-  const batchY = g.batch <= MAX_GROUPS ? 1 : Math.ceil(g.batch / MAX_GROUPS);
-  return { mTiles, nTiles, batchY, batchZ: Math.ceil(g.batch / batchY) };
+  const tiles = g.batch * mTiles * nTiles;
+  const x = Math.min(tiles, MAX_GROUPS);
+  const y = Math.min(Math.ceil(tiles / x), MAX_GROUPS);
+  return { mTiles, nTiles, tiles, dispatch: [x, y, Math.ceil(tiles / (x * y))] };
 }
 
 /**
@@ -331,7 +337,7 @@ export function renderWgsl(plan: KernelPlan, software: boolean, tilingOverride?:
   const grid = gridOf(gemm, tiling);
   return {
     code: gemmShader(gemm, tiling, operands.length, grid),
-    workgroups: [grid.nTiles, grid.mTiles * grid.batchY, grid.batchZ],
+    workgroups: grid.dispatch,
     outputElements: numel(root.shape),
     operands,
     tiling,
