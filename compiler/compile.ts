@@ -212,7 +212,7 @@ export async function compile(graph: Graph, options: CompileOptions = {}): Promi
   for (let k = 0; k < p.kernels.length; k++) {
     const kp = p.kernels[k];
     const name = `${kp.root.layer === '' ? '' : `${kp.root.layer}/`}${kp.root.op}#${k}`;
-    const wgsl = target.bufferOperands(kp.root) ? renderWgsl(kp, software, options.wgslTiling) : null;
+    const wgsl = target.bufferOperands(kp.root) ? renderWgsl(kp, { software, subgroupSize: grant?.subgroupSize ?? null, ...(options.wgslTiling === undefined ? {} : { tiling: options.wgslTiling }) }) : null;
     if (wgsl !== null) {
       const built = await device.buildWgsl({ name, code: wgsl.code, workgroups: wgsl.workgroups, outputElements: wgsl.outputElements, operands: wgsl.operands });
       if (E.isLeft(built)) {

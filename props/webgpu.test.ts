@@ -116,6 +116,19 @@ describe('WGSL contraction templates on webgpu equal the interpreter', { skip },
     );
   });
 
+  test('every tiling at least once: a batched dot straddling tile edges, a strided dilated grouped conv and its gradients', async () => {
+    for (const t of TILINGS) {
+      const a = b.input('a', [2, 129, 35]);
+      const c = b.input('c', [2, 35, 131]);
+      const x = b.input('x', [2, 6, 11, 10]);
+      const w = b.input('w', [66, 3, 3, 2]);
+      const y = b.conv2d(x, w, { stride: [2, 1], dilation: [1, 2], padding: [1, 2], groups: 2 });
+      const gy = b.input('gy', y.shape);
+      const [gx, gw] = vjp(b.sum(b.mul(y, gy), [0, 1, 2, 3]), [x, w]);
+      await agrees(makeGraph({ d: b.dot(a, c), y, gx, gw }), valuesOf([a, c, x, w, gy], 5), t, 'every tiling');
+    }
+  });
+
   test('a ResNet basic block (conv-BN-ReLU-conv-BN + identity, ReLU; train-mode BN) forward and backward', async () => {
     // 3 images of 12 channels, 9×9: odd sizes, every conv's GEMM short of a tile. BN divides by batch statistics, so
     // the comparison is relative to each tensor's largest value (1e-4: float32 reductions in another order).

@@ -279,7 +279,13 @@ export class Device {
   }
 
   /** WebGPU: what the device was granted (limits the templates use, optional features), for the backend line. */
-  webgpuGrant(): { readonly limits: Readonly<Record<string, number>>; readonly features: readonly string[]; readonly adapter: string } | null {
+  webgpuGrant(): {
+    readonly limits: Readonly<Record<string, number>>;
+    readonly features: readonly string[];
+    readonly adapter: string;
+    /** The subgroup size when the adapter has one fixed size (min = max) and the device has `subgroups`; else null. */
+    readonly subgroupSize: number | null;
+  } | null {
     if (this.webgpuContext === null) return null;
     const l = this.webgpuContext.device.limits;
     const info = this.webgpuContext.adapter.info ?? {};
@@ -292,6 +298,7 @@ export class Device {
         maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
       },
       features: [...this.webgpuContext.device.features].sort(),
+      subgroupSize: this.webgpuContext.device.features.has('subgroups') && info.subgroupMinSize !== undefined && info.subgroupMinSize === info.subgroupMaxSize ? info.subgroupMinSize : null,
       adapter: [info.vendor, info.architecture, info.device, info.description].filter((p) => p !== undefined && p !== '').join(' / '),
     };
   }

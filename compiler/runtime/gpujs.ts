@@ -40,6 +40,8 @@ export interface WebGpuLimits {
 }
 
 export interface WebGpuAdapterInfo {
+  readonly subgroupMinSize?: number;
+  readonly subgroupMaxSize?: number;
   readonly vendor?: string;
   readonly architecture?: string;
   readonly device?: string;
