@@ -77,7 +77,8 @@ export function plan(graph: Graph, limits: { maxBufferBytes: number } = { maxBuf
   for (const k of kernels) {
     // wasm renders at compile time, from the plan itself, and so do the webgpu target's WGSL templates; their
     // structural signature stands for the source here
-    const generate = () => (target.name === 'wasm' || target.bufferOperands(k.root) ? kernelSignature(k) : kernelSource(k, symbolicIndexFrom));
+    const template = target.name === 'wasm' || [k.root, ...k.inlined].some((n) => target.bufferOperands(n));
+    const generate = () => (template ? kernelSignature(k) : kernelSource(k, symbolicIndexFrom));
     const cached = sourceCache === undefined ? E.right({ source: generate() }) : sourceCache.getOrGenerate(kernelSignature(k, symbolicIndexFrom), generate);
     if (E.isLeft(cached)) return cached;
     sources.push(cached.right.source);
@@ -212,7 +213,7 @@ export async function compile(graph: Graph, options: CompileOptions = {}): Promi
   for (let k = 0; k < p.kernels.length; k++) {
     const kp = p.kernels[k];
     const name = `${kp.root.layer === '' ? '' : `${kp.root.layer}/`}${kp.root.op}#${k}`;
-    const wgsl = target.bufferOperands(kp.root) ? renderWgsl(kp, { software, subgroupSize: grant?.subgroupSize ?? null, ...(options.wgslTiling === undefined ? {} : { tiling: options.wgslTiling }) }) : null;
+    const wgsl = target.name === 'webgpu' ? renderWgsl(kp, { software, subgroupSize: grant?.subgroupSize ?? null, ...(options.wgslTiling === undefined ? {} : { tiling: options.wgslTiling }) }) : null;
     if (wgsl !== null) {
       const built = await device.buildWgsl({ name, code: wgsl.code, workgroups: wgsl.workgroups, outputElements: wgsl.outputElements, operands: wgsl.operands });
       if (E.isLeft(built)) {

@@ -2,7 +2,8 @@
 // every shape class a contraction has, under every tiling the target can choose: batched products with sizes that
 // are odd, smaller than a tile, one off a tile multiple; convolutions forward and backward (input gradient through a
 // folded zero-dilated pad, weight gradient as an implicit GEMM) with strides, dilations, groups, padding and batch;
-// and a whole ResNet basic block forward and backward, where WGSL outputs feed gpu.js kernels and back. They run
+// elementwise consumers fused into the contraction's store (bias, scale and shift, ReLU, a mask); and a whole ResNet
+// basic block forward and backward, where WGSL outputs feed gpu.js kernels and back. They run
 // where a WebGPU adapter answers (lavapipe in CI) and webgpu is among CLOVE_TEST_BACKENDS.
 //
 // Tolerance: both sides are float32 and sum the same products in different orders, so each element may differ by a
@@ -15,10 +16,11 @@ import * as E from 'fp-ts/lib/Either.js';
 import fc from 'fast-check';
 import { vjp } from '../compiler/autodiff.ts';
 import * as b from '../compiler/build.ts';
-import { compile } from '../compiler/compile.ts';
+import { compile, plan } from '../compiler/compile.ts';
 import { interpret } from '../compiler/interp/interpret.ts';
 import { makeGraph, numel, type Graph, type Node } from '../compiler/ir.ts';
 import { probeBackend } from '../compiler/runtime/backend.ts';
+import { webgpuTarget } from '../compiler/targets/webgpu/target.ts';
 import { chooseTiling, TILINGS, type Tiling } from '../compiler/targets/webgpu/tiles.ts';
 import { microWorkload } from '../bench/workloads.ts';
 import { drawValues, prng } from './gen.ts';
@@ -83,7 +85,7 @@ describe('WGSL contraction templates on webgpu equal the interpreter', { skip },
         const c = b.input('c', [...batch, K, N]);
         await agrees(makeGraph({ y: b.dot(a, c) }), valuesOf([a, c], seed), t, `dot ${JSON.stringify({ batch, M, K, N })}`);
       }),
-      8,
+      6,
     );
   });
 
@@ -112,7 +114,7 @@ describe('WGSL contraction templates on webgpu equal the interpreter', { skip },
         const [gx, gw] = vjp(b.sum(b.mul(y, gy), y.shape.map((_d, i) => i)), [x, w]);
         await agrees(makeGraph({ y, gx, gw }), valuesOf([x, w, gy], seed), t, `conv2d ${JSON.stringify(c)}`);
       }),
-      10,
+      7,
     );
   });
 
@@ -127,6 +129,30 @@ describe('WGSL contraction templates on webgpu equal the interpreter', { skip },
       const [gx, gw] = vjp(b.sum(b.mul(y, gy), [0, 1, 2, 3]), [x, w]);
       await agrees(makeGraph({ d: b.dot(a, c), y, gx, gw }), valuesOf([a, c, x, w, gy], 5), t, 'every tiling');
     }
+  });
+
+  test('fused epilogues: conv → BN scale/shift → ReLU and dot → mask → bias run in the contraction kernel and equal the interpreter', async () => {
+    await property(
+      fc.asyncProperty(extent, fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 3 }), tiling, fc.integer({ min: 1, max: 2 ** 31 - 1 }), async (O, side, stride, t, seed) => {
+        const x = b.input('x', [2, 3, side + 2, side]);
+        const w = b.input('w', [O, 3, 3, 3]);
+        const conv = b.conv2d(x, w, { stride: [stride, 1], padding: [1, 1] });
+        const perChannel = (name: string) => b.expand(b.reshape(b.input(name, [O]), [1, O, 1, 1]), conv.shape);
+        const y = b.maximum(b.add(b.mul(conv, perChannel('scale')), perChannel('shift')), b.scalar(0, conv));
+        const a = b.input('a', [O, side + 3]);
+        const c = b.input('c', [side + 3, 7]);
+        const mask = b.input('mask', [O, 7]);
+        const z = b.add(b.mul(b.dot(a, c), mask), b.expand(b.reshape(b.input('bias', [7]), [1, 7]), [O, 7]));
+        const graph = makeGraph({ y, z });
+        const planned = plan(graph, { maxBufferBytes: 2 ** 31 }, { target: webgpuTarget(15) });
+        if (E.isLeft(planned)) throw new Error(planned.left);
+        // the contractions are inlined into their consumers' kernels (no buffer of their own)
+        for (const op of ['conv2d', 'dot']) assert.ok(planned.right.kernels.some((k) => k.root.op !== op && k.inlined.some((n) => n.op === op)), `${op} is not fused`);
+        const leaves = graph.nodes.filter((n) => n.op === 'input');
+        await agrees(graph, valuesOf(leaves, seed), t, `epilogues ${JSON.stringify({ O, side, stride })}`);
+      }),
+      4,
+    );
   });
 
   test('a ResNet basic block (conv-BN-ReLU-conv-BN + identity, ReLU; train-mode BN) forward and backward', async () => {

@@ -20,6 +20,7 @@
 //   output pixel of every image; A = the cotangent, B = the input's windows (also an implicit GEMM).
 import { numel, type Node } from '../../ir.ts';
 import type { KernelPlan } from '../../schedule.ts';
+import { renderEpilogue, type Epilogue } from './epilogue.ts';
 import { chooseTiling, threadsOf, type Tiling } from './tiles.ts';
 
 export interface WgslKernelSource {
@@ -31,6 +32,13 @@ export interface WgslKernelSource {
   readonly tiling: Tiling;
   /** Multiply-adds of one launch. */
   readonly work: number;
+}
+
+/** The contraction a kernel computes with a template: its root, or the contraction its root's epilogue reads. */
+export function contractionOf(plan: KernelPlan): Node | null {
+  const isTemplate = (n: Node) => n.op === 'dot' || n.op === 'conv2d' || n.op === 'convWeightGrad';
+  if (isTemplate(plan.root)) return plan.root;
+  return plan.inlined.find(isTemplate) ?? null;
 }
 
 /** How one GEMM operand is read: element loads, and vec4 loads along its contiguous axis where allowed. */
@@ -54,8 +62,8 @@ interface Gemm {
   readonly prelude: string;
   readonly a: Side;
   readonly b: Side;
-  /** WGSL statements of `fn store(b: u32, m: u32, n: u32, v: f32)` (called inside M × N only). */
-  readonly store: string;
+  /** WGSL statements of `fn outIndex(b: u32, m: u32, n: u32) -> u32`: where C[b, m, n] lives in the output. */
+  readonly outIndex: string;
 }
 
 const u = (v: number): string => `${v}u`;
@@ -75,36 +83,35 @@ function stage(dst: string, load: string, side: Side, which: 'A' | 'B', rows: nu
   const vectorized = side.vec4 !== null && (which === 'A') === (side.fast === 'k');
   if (vectorized) {
     // A along k into a row's vec4, or B along n into a k's vec4: whole vec4s.
+    // A loop, not unrolled copies: lavapipe compiles each shader at its first dispatch, in seconds for big ones.
     const count = (rows * BK) / 4 / threads;
-    for (let r = 0; r < count; r++) {
-      const e = `li + ${u(r * threads)}`;
-      out.push(
-        which === 'A'
-          ? `{ let e = ${e}; let kq = e % ${u(BK / 4)}; let r = e / ${u(BK / 4)}; ${dst}[r * ${u(BK / 4)} + kq] = ${load}4(b, ${mn0} + r, k0 + kq * 4u); }`
-          : `{ let e = ${e}; let rq = e % ${u(rows / 4)}; let kk = e / ${u(rows / 4)}; ${dst}[kk * ${u(rows / 4)} + rq] = ${load}4(b, ${mn0} + rq * 4u, k0 + kk); }`,
-      );
-    }
+    out.push(
+      `for (var q = 0u; q < ${u(count)}; q = q + 1u) {`,
+      which === 'A'
+        ? `  let e = li + q * ${u(threads)}; let kq = e % ${u(BK / 4)}; let r = e / ${u(BK / 4)}; ${dst}[r * ${u(BK / 4)} + kq] = ${load}4(b, ${mn0} + r, k0 + kq * 4u);`
+        : `  let e = li + q * ${u(threads)}; let rq = e % ${u(rows / 4)}; let kk = e / ${u(rows / 4)}; ${dst}[kk * ${u(rows / 4)} + rq] = ${load}4(b, ${mn0} + rq * 4u, k0 + kk);`,
+      '}',
+    );
     return out;
   }
   const count = (rows * BK) / threads;
-  for (let r = 0; r < count; r++) {
-    const e = `li + ${u(r * threads)}`;
-    out.push(
-      side.fast === 'k'
-        ? `{ let e = ${e}; let kk = e % ${u(BK)}; let r = e / ${u(BK)}; ${at('r', 'kk')} = ${load}(b, ${mn0} + r, k0 + kk); }`
-        : `{ let e = ${e}; let r = e % ${u(rows)}; let kk = e / ${u(rows)}; ${at('r', 'kk')} = ${load}(b, ${mn0} + r, k0 + kk); }`,
-    );
-  }
+  out.push(
+    `for (var q = 0u; q < ${u(count)}; q = q + 1u) {`,
+    side.fast === 'k'
+      ? `  let e = li + q * ${u(threads)}; let kk = e % ${u(BK)}; let r = e / ${u(BK)}; ${at('r', 'kk')} = ${load}(b, ${mn0} + r, k0 + kk);`
+      : `  let e = li + q * ${u(threads)}; let r = e % ${u(rows)}; let kk = e / ${u(rows)}; ${at('r', 'kk')} = ${load}(b, ${mn0} + r, k0 + kk);`,
+    '}',
+  );
   return out;
 }
 
 /**
  * The WGSL of a GEMM under a tiling. Thread (tx, ty) owns rows m0 + (i·TY + ty)·4 + r and columns
- * m0 + (j·TX + tx)·4 + c (i < TM/4, j < TN/4, r, c < 4): its reads of B are vec4s at consecutive addresses across
+ * n0 + (j·TX + tx)·4 + c (i < TM/4, j < TN/4, r, c < 4): its reads of B are vec4s at consecutive addresses across
  * tx (no bank conflicts), its reads of A vec4s along k shared by every thread of a row. Per 4 steps of k a thread
  * reads TM + TN vec4s from workgroup memory for 4·TM·TN multiply-adds.
  */
-function gemmShader(g: Gemm, t: Tiling, outputBinding: number, grid: Grid, subgroupSize: number | null): string {
+function gemmShader(g: Gemm, t: Tiling, grid: Grid, subgroupSize: number | null, epilogue: Epilogue | null): string {
   const { BM, BN, BK, TM, TN } = t;
   const { TX, TY } = threadsOf(t);
   // Where every subgroup lies inside one row of threads (TX a multiple of a fixed subgroup size), the row index is
@@ -122,12 +129,15 @@ function gemmShader(g: Gemm, t: Tiling, outputBinding: number, grid: Grid, subgr
   const lines: string[] = [
     ...(uniformRows ? ['enable subgroups;'] : []),
     ...g.bindings,
-    `@group(0) @binding(${outputBinding}) var<storage, read_write> out: array<f32>;`,
+    ...(epilogue?.args ?? []).map((arg, k) => `@group(0) @binding(${g.bindings.length + k}) var<storage, read> e${arg}: array<f32>;`),
+    `@group(0) @binding(${g.bindings.length + (epilogue?.args.length ?? 0)}) var<storage, read_write> out: array<f32>;`,
     `const M = ${u(g.M)}; const N = ${u(g.N)}; const K = ${u(g.K)};`,
     g.prelude,
     vec4(g.a, 'A') ? `fn loadA4(b: u32, m: u32, k: u32) -> vec4<f32> {\n${g.a.vec4}\n}` : `fn loadA(b: u32, m: u32, k: u32) -> f32 {\n${g.a.scalar}\n}`,
     vec4(g.b, 'B') ? `fn loadB4(b: u32, n: u32, k: u32) -> vec4<f32> {\n${g.b.vec4}\n}` : `fn loadB(b: u32, n: u32, k: u32) -> f32 {\n${g.b.scalar}\n}`,
-    `fn store(b: u32, m: u32, n: u32, v: f32) {\n${g.store}\n}`,
+    `fn outIndex(b: u32, m: u32, n: u32) -> u32 {\n${g.outIndex}\n}`,
+    // The store, through the fused epilogue where the kernel has one.
+    ...(epilogue === null ? ['fn store(b: u32, m: u32, n: u32, v: f32) { out[outIndex(b, m, n)] = v; }'] : [epilogue.fn, 'fn store(b: u32, m: u32, n: u32, v: f32) { let o = outIndex(b, m, n); out[o] = epilogue(o, v); }']),
     `var<workgroup> As: array<vec4<f32>, ${(BM * BK) / 4}>;`,
     `var<workgroup> Bs: array<vec4<f32>, ${(BK * BN) / 4}>;`,
     `@compute @workgroup_size(${TX}, ${TY}, 1)`,
@@ -158,11 +168,19 @@ function gemmShader(g: Gemm, t: Tiling, outputBinding: number, grid: Grid, subgr
   step('kq', '      ');
   lines.push('    }');
   lines.push('    workgroupBarrier();', '  }');
-  for (let r = 0; r < TM; r++)
-    for (let j = 0; j < TN / 4; j++)
-      for (let c = 0; c < 4; c++) {
-        lines.push(`  { let m = m0 + ${rowOf(r)}; let n = n0 + ${u(j * TX * 4 + c)} + lid.x * 4u; if (m < M && n < N) { store(b, m, n, ${acc(r, j)}[${c}]); } }`);
-      }
+  // The stores, as a loop over the register tile (the accumulators copied to an array once): one copy of the
+  // store and its epilogue instead of TM·TN, which lavapipe took seconds to compile (8.5 s vs 1.6 s at 16×8).
+  const chunks = (TM * TN) / 4;
+  lines.push(`  var accs: array<vec4<f32>, ${chunks}>;`);
+  for (let r = 0; r < TM; r++) for (let j = 0; j < TN / 4; j++) lines.push(`  accs[${r * (TN / 4) + j}] = ${acc(r, j)};`);
+  lines.push(`  for (var q = 0u; q < ${u(chunks)}; q = q + 1u) {`);
+  lines.push(`    let r = q / ${u(TN / 4)}; let j = q % ${u(TN / 4)};`);
+  lines.push(TY === 1 ? '    let m = m0 + r;' : `    let m = m0 + (r / 4u) * ${u(TY * 4)} + r % 4u + ty4;`);
+  lines.push(`    let n = n0 + j * ${u(TX * 4)} + lid.x * 4u;`);
+  lines.push('    let v = accs[q];');
+  lines.push('    if (m < M) {');
+  for (let c = 0; c < 4; c++) lines.push(`      if (n + ${u(c)} < N) { store(b, m, n + ${u(c)}, v[${c}]); }`);
+  lines.push('    }', '  }');
   lines.push('}');
   return lines.join('\n');
 }
@@ -190,7 +208,7 @@ function dotGemm(node: Node<'dot'>): Gemm {
       scalar: `  if (n < N && k < K) { return a1[b * ${u(K * N)} + k * N + n]; }\n  return 0.0;`,
       vec4: b4 ? `  if (n < N && k < K) { return a1[(b * ${u(K * N)} + k * N + n) / 4u]; }\n  return vec4<f32>(0.0);` : null,
     },
-    store: `  out[b * ${u(M * N)} + m * N + n] = v;`,
+    outIndex: `  return b * ${u(M * N)} + m * N + n;`,
   };
 }
 
@@ -257,7 +275,7 @@ function convGemm(node: Node<'conv2d'>, pad: ReturnType<typeof foldablePad>): Ge
       ].join('\n'),
       vec4: null,
     },
-    store: `  let img = n / ${u(P)}; let p = n % ${u(P)};\n  out[(img * ${u(O)} + b * ${u(Og)} + m) * ${u(P)} + p] = v;`,
+    outIndex: `  let img = n / ${u(P)}; let p = n % ${u(P)};\n  return (img * ${u(O)} + b * ${u(Og)} + m) * ${u(P)} + p;`,
   };
 }
 
@@ -297,7 +315,7 @@ function weightGradGemm(node: Node<'convWeightGrad'>): Gemm {
       ].join('\n'),
       vec4: null,
     },
-    store: `  out[(b * ${u(Og)} + m) * N + n] = v;`,
+    outIndex: `  return (b * ${u(Og)} + m) * N + n;`,
   };
 }
 
@@ -337,8 +355,8 @@ export interface WgslOptions {
 }
 
 export function renderWgsl(plan: KernelPlan, options: WgslOptions): WgslKernelSource | null {
-  const root = plan.root;
-  if (root.op !== 'dot' && root.op !== 'conv2d' && root.op !== 'convWeightGrad') return null;
+  const root = contractionOf(plan);
+  if (root === null) return null;
   // Each operand's buffer: the operand itself or the buffer it reshapes (the same bytes).
   const bufferOf = (x: Node): number => {
     let cur = x;
@@ -351,11 +369,12 @@ export function renderWgsl(plan: KernelPlan, options: WgslOptions): WgslKernelSo
   const gemm = root.op === 'dot' ? dotGemm(root as Node<'dot'>) : root.op === 'conv2d' ? convGemm(root as Node<'conv2d'>, pad) : weightGradGemm(root as Node<'convWeightGrad'>);
   const tiling = options.tiling ?? chooseTiling(gemm.batch, gemm.M, gemm.N, options.software);
   const grid = gridOf(gemm, tiling);
+  const epilogue = root === plan.root ? null : renderEpilogue(plan, root);
   return {
-    code: gemmShader(gemm, tiling, operands.length, grid, options.subgroupSize),
+    code: gemmShader(gemm, tiling, grid, options.subgroupSize, epilogue),
     workgroups: grid.dispatch,
     outputElements: numel(root.shape),
-    operands,
+    operands: [...operands, ...(epilogue?.args ?? [])],
     tiling,
     work: gemm.batch * gemm.M * gemm.N * gemm.K,
   };

@@ -4,6 +4,7 @@ import { numel, type Node } from '../../ir.ts';
 import { bufferBytes } from '../../schedule.ts';
 import type { Target } from '../../target.ts';
 import { exactDispatch, FLOAT_EXACT } from '../gpujs/dispatch.ts';
+import { fusesEpilogue } from './epilogue.ts';
 import { foldablePad } from './render.ts';
 
 /** Index limits of gpu.js kernels (float coordinates, exact below 2^24 per axis; 32-bit flat indices). */
@@ -31,6 +32,8 @@ export function webgpuTarget(maxKernelInputs: number): Target {
     // The input gradient of a conv reads the cotangent through a zero pad with interior zeros (the stride): the
     // template reads the cotangent in place.
     foldsOperand: (n: Node, k: number, operand: Node) => n.op === 'conv2d' && k === 0 && foldablePad(operand) !== null,
+    // Elementwise consumers of a contraction (bias, scale and shift, ReLU, a ReLU mask) run in the template's store.
+    epilogue: fusesEpilogue,
     // Template kernels handle convolution padding themselves.
     rewrite: (g) => g,
     oversize: (graph, kernels, limits) => {
