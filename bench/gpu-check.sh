@@ -6,17 +6,16 @@
 #
 # Stages, each under its own time limit so one slow stage cannot eat the others, each logged to its own file (the
 # limits add up to 9 minutes, so the whole check fits one 10-minute device command):
-#   1. compiled-vs-interpreter properties on webgpu (props/compiled.test.ts, CLOVE_TEST_BACKENDS=webgpu)
-#   2. the WGSL contraction templates vs the interpreter, every tiling (props/webgpu.test.ts; needs webgpu.test.ts
-#      among the gpu:prepare entries, skipped with a note otherwise)
-#   3. device/runtime properties on webgpu (props/runtime.test.ts)
-#   4. contraction kernels alone: matmul 4096³ and every distinct conv of W1 (fwd, fwd+dX+dW), ours vs tfjs-webgpu,
+#   1. compiled-vs-interpreter properties on webgpu (props/compiled.test.ts, CLOVE_TEST_BACKENDS=webgpu), with the
+#      WGSL contraction templates' own (props/wgsl.ts: every shape class, every tiling, fused epilogues)
+#   2. device/runtime properties on webgpu (props/runtime.test.ts)
+#   3. contraction kernels alone: matmul 4096³ and every distinct conv of W1 (fwd, fwd+dX+dW), ours vs tfjs-webgpu,
 #      TFLOP/s and % of the GPU's fp32 peak (bench/contractions.ts knows H100 SXM/PCIe/NVL and H200)
-#   5. micro-benchmarks: ours on webgpu, the naive gpu.js kernels, tfjs-webgpu (same Dawn, same run)
-#   6. the W1 training step: ours on webgpu vs tfjs-webgpu (losses compared step by step), and where our step's
+#   4. micro-benchmarks: ours on webgpu, the naive gpu.js kernels, tfjs-webgpu (same Dawn, same run)
+#   5. the W1 training step: ours on webgpu vs tfjs-webgpu (losses compared step by step), and where our step's
 #      time goes kernel by kernel (--profile)
-#   7. r18-96 (ResNet-18 at 96 px, 776 distinct kernels) on webgpu: compile and three steps, the third profiled
-#   8. the paper's ResNet-50 at 224 px (r50-224 preset, plan peak 33.7 GiB) on webgpu: compile, three steps, the
+#   6. r18-96 (ResNet-18 at 96 px, 776 distinct kernels) on webgpu: compile and three steps, the third profiled
+#   7. the paper's ResNet-50 at 224 px (r50-224 preset, plan peak 33.7 GiB) on webgpu: compile, three steps, the
 #      third profiled kernel by kernel
 # QUICK=1 shrinks every stage (tiny bench sizes, fewer runs and steps): a rehearsal on a software adapter
 # (VK_DRIVER_FILES=/usr/share/vulkan/icd.d/lvp_icd.json), not a measurement.
@@ -46,12 +45,7 @@ else
   runs=50 tiny= budget=6 r18=(--preset r18-96 --steps 3 --optim.warmupSteps 1 --data.poolSize 256 --profile)
   big=(--preset r50-224 --steps 3 --optim.warmupSteps 1 --data.poolSize 256 --profile)
 fi
-CLOVE_PROP_RUNS=$runs stage props-compiled 60 $run compiled.test.mjs
-if [[ -f $here/.gpu/webgpu.test.mjs ]]; then
-  CLOVE_PROP_RUNS=$runs stage props-webgpu 40 $run webgpu.test.mjs
-else
-  echo 'props-webgpu skipped: .gpu/webgpu.test.mjs not bundled (add props/webgpu.test.ts to the gpu:prepare entries)' | tee -a "$out/summary.txt"
-fi
+CLOVE_PROP_RUNS=$runs stage props-compiled 100 $run compiled.test.mjs
 CLOVE_PROP_RUNS=$runs stage props-runtime 25 $run runtime.test.mjs
 stage bench-gemm 80 $run main.mjs gemm --peers webgpu $tiny --budget-s "$budget" --json --out "$out/gemm.json" --md "$out/gemm.md"
 stage bench-micro 40 $run main.mjs micro --backend webgpu --peers webgpu --no-torch $tiny --budget-s "$budget" --json --out "$out/micro.json" --md "$out/micro.md"
