@@ -62,6 +62,8 @@ export function schedule(graph: Graph, target: ScheduleTarget): Schedule {
   // Fused epilogues: a template contraction whose only consumer is an elementwise op the target folds into the
   // template's store is computed inside that consumer's kernel, up a chain of single elementwise consumers.
   if (target.epilogue !== undefined) {
+    // One contraction per kernel: a second one reaching the same root stays a buffer of its own.
+    const claimed = new Set<number>();
     const users = new Map<number, Node[]>();
     for (const n of graph.nodes) for (const i of n.inputs) users.set(i.id, [...(users.get(i.id) ?? []), n]);
     for (const c of graph.nodes) {
@@ -72,7 +74,8 @@ export function schedule(graph: Graph, target: ScheduleTarget): Schedule {
         if (mat.has(top.id) || outputs.has(top.id) || consumers.get(top.id) !== 1) break;
         next = (users.get(top.id) ?? [])[0];
       }
-      if (top === null) continue;
+      if (top === null || claimed.has(top.id)) continue;
+      claimed.add(top.id);
       mat.delete(c.id);
       mat.add(top.id);
     }

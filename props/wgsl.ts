@@ -23,6 +23,8 @@ import { makeGraph, numel, type Graph, type Node } from '../compiler/ir.ts';
 import { probeBackend } from '../compiler/runtime/backend.ts';
 import { webgpuTarget } from '../compiler/targets/webgpu/target.ts';
 import { chooseTiling, TILINGS, type Tiling } from '../compiler/targets/webgpu/tiles.ts';
+import { W1_SHAPE } from '../bench/flops.ts';
+import { buildW1Step } from '../bench/w1.ts';
 import { microWorkload } from '../bench/workloads.ts';
 import { drawValues, prng } from './gen.ts';
 import { property, testedBackends } from './prop.ts';
@@ -173,6 +175,20 @@ export function wgslProperties(): void {
         for (let i = 0; i < ref.length; i++) assert.ok(Math.abs(got[k][i] - ref[i]) <= 1e-4 * scale, `block.${k}[${i}]: webgpu ${got[k][i]} vs interpreter ${ref[i]} (scale ${scale})`);
       }
     });
+  });
+
+  test("W1's webgpu plan: one contraction per kernel (a second one reaching the same epilogue keeps its own buffer), fused epilogues present", () => {
+    const step = buildW1Step(W1_SHAPE);
+    const planned = plan(step.graph, { maxBufferBytes: 2 ** 31 }, { target: webgpuTarget(15) });
+    if (E.isLeft(planned)) throw new Error(planned.left);
+    const isContraction = (n: Node) => n.op === 'dot' || n.op === 'conv2d' || n.op === 'convWeightGrad';
+    let fused = 0;
+    for (const k of planned.right.kernels) {
+      const inside = [k.root, ...k.inlined].filter(isContraction);
+      assert.ok(inside.length <= 1, `kernel ${k.root.op} ${k.root.layer} computes ${inside.length} contractions`);
+      if (inside.length === 1 && inside[0] !== k.root) fused++;
+    }
+    assert.ok(fused > 0, 'no epilogue was fused in W1');
   });
 
   test('the tile heuristic: a candidate tiling, no more than 15% padded work when a tile fits, enough workgroups when one exists', () => {
