@@ -193,8 +193,8 @@ export function wgslProperties(): void {
 
   test('the tile heuristic: a candidate tiling, no more than 15% padded work when a tile fits, enough workgroups when one exists', () => {
     property(
-      fc.property(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 5000 }), fc.integer({ min: 1, max: 5000 }), fc.boolean(), (batch, M, N, software) => {
-        const t = chooseTiling(batch, M, N, software);
+      fc.property(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 5000 }), fc.integer({ min: 1, max: 5000 }), fc.integer({ min: 1, max: 5000 }), fc.boolean(), (batch, M, N, K, software) => {
+        const t = chooseTiling(batch, M, N, K, software);
         assert.ok(TILINGS.includes(t));
         const padded = (x: Tiling) => Math.ceil(M / x.BM) * x.BM * Math.ceil(N / x.BN) * x.BN;
         const wasteOk = TILINGS.filter((x) => padded(x) <= 1.15 * M * N);

@@ -367,7 +367,7 @@ export function renderWgsl(plan: KernelPlan, options: WgslOptions): WgslKernelSo
   const operands = root.inputs.map((x, k) => bufferOf(k === 0 && pad !== null ? x.inputs[0] : x));
   if (operands.some((k) => k < 0)) throw new Error(`webgpu target: ${root.op} ${root.layer} has an operand that is not a buffer (the schedule should have materialized it)`);
   const gemm = root.op === 'dot' ? dotGemm(root as Node<'dot'>) : root.op === 'conv2d' ? convGemm(root as Node<'conv2d'>, pad) : weightGradGemm(root as Node<'convWeightGrad'>);
-  const tiling = options.tiling ?? chooseTiling(gemm.batch, gemm.M, gemm.N, options.software);
+  const tiling = options.tiling ?? chooseTiling(gemm.batch, gemm.M, gemm.N, gemm.K, options.software);
   const grid = gridOf(gemm, tiling);
   const epilogue = root === plan.root ? null : renderEpilogue(plan, root);
   return {

@@ -32,7 +32,14 @@ const HARDWARE: readonly Tiling[] = [
  * 16×8 per thread 34–40/26–30, 8×8 42–46/34–38, 16×16 40–41/31–34, 8×4 55–62/48–49, 4×4 (64×64) 76–130/60–113.
  * A GPU would spill 128 accumulators per thread to local memory: 16×8 is for software adapters only.
  */
-const SOFTWARE: readonly Tiling[] = [{ BM: 128, BN: 128, BK: 16, TM: 16, TN: 8 }, { BM: 64, BN: 128, BK: 16, TM: 16, TN: 8 }, ...HARDWARE];
+const SOFTWARE_BIG: readonly Tiling[] = [{ BM: 128, BN: 128, BK: 16, TM: 16, TN: 8 }, { BM: 64, BN: 128, BK: 16, TM: 16, TN: 8 }];
+const SOFTWARE: readonly Tiling[] = [...SOFTWARE_BIG, ...HARDWARE];
+/**
+ * Lavapipe compiles a shader at its first dispatch: 3–7 s for a 16×8 template against ~1.5 s for 8×8 (measured with
+ * the Mesa shader cache off). The 16×8 tiles are offered only for products of at least this many multiply-adds
+ * (matmul 512³ has 2^27), where their ~15% pays for the compile within a few runs.
+ */
+const SOFTWARE_BIG_MIN_WORK = 2 ** 27;
 /** Every tiling the heuristic may choose (the properties run each of them). */
 export const TILINGS: readonly Tiling[] = SOFTWARE;
 
@@ -49,8 +56,8 @@ const MAX_WASTE = 1.15;
  * The heuristic: the largest candidate that wastes at most MAX_WASTE of the work at the edges and still gives at
  * least MIN_WORKGROUPS workgroups; failing that, the candidate with the least padded work (ties: more workgroups).
  */
-export function chooseTiling(batch: number, M: number, N: number, software: boolean): Tiling {
-  const candidates = software ? SOFTWARE : HARDWARE;
+export function chooseTiling(batch: number, M: number, N: number, K: number, software: boolean): Tiling {
+  const candidates = !software ? HARDWARE : batch * M * N * K >= SOFTWARE_BIG_MIN_WORK ? SOFTWARE : HARDWARE;
   const padded = (t: Tiling) => Math.ceil(M / t.BM) * t.BM * Math.ceil(N / t.BN) * t.BN;
   const groups = (t: Tiling) => batch * Math.ceil(M / t.BM) * Math.ceil(N / t.BN);
   const min = software ? MIN_WORKGROUPS.software : MIN_WORKGROUPS.hardware;
