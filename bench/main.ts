@@ -13,9 +13,10 @@ import { TFJS_BACKENDS, isTfjsBackend, setupTfjs, tfjsMicro, tfjsW1, type TfjsBa
 import { MICRO_NAMES, MICRO_TITLES, microWorkload, type MicroName } from './workloads.ts';
 import { W1_LOSS, buildW1Step, initW1State, w1InputData } from './w1.ts';
 import { runTorch, TORCH_MICRO } from './torch.ts';
+import { contractionMarkdown, runContractions } from './contractions.ts';
 
 export interface BenchOptions {
-  readonly mode: 'micro' | 'step';
+  readonly mode: 'micro' | 'step' | 'gemm';
   readonly backends: readonly BackendName[];
   readonly peers: readonly TfjsBackend[];
   /** Run the tfjs cpu W1 (about 14 min per step here) in step mode. */
@@ -34,11 +35,16 @@ export interface BenchOptions {
   readonly profile: boolean;
   /** PyTorch (the peers' torch_bench.py) in the same run, where python3-torch is installed. */
   readonly torch: boolean;
+  /** gemm: the side of the square matmul (default 4096; --tiny 256). */
+  readonly matmulSize?: number;
+  /** gemm: the GPU's fp32 peak in TFLOP/s, where the adapter is not one bench/contractions.ts knows. */
+  readonly peakTflops?: number;
 }
 
 const DEFAULT_BACKENDS: readonly BackendName[] = ['wasm', 'cpu', 'webasm', 'webgpu'];
 
-export const USAGE = `usage: npm run bench -- [micro|step] [options]
+export const USAGE = `usage: npm run bench -- [micro|step|gemm] [options]
+  gemm                 webgpu only: matmul n³ and W1's convs (fwd, fwd+dX+dW), ours and tfjs-webgpu, TFLOP/s and % of fp32 peak
   --backend a,b        our backends (wasm, cpu, webasm, webgpu; default all four; unavailable ones are skipped with the reason)
   --peers a,b          tfjs peers: wasm, cpu, webgpu (default wasm,cpu); --no-peers for none (PyTorch too)
   --no-torch           leave out PyTorch (run by default where python3-torch is installed: apt-get install python3-torch)
@@ -50,14 +56,18 @@ export const USAGE = `usage: npm run bench -- [micro|step] [options]
   --out FILE           write the JSON there
   --md FILE            write the Markdown tables there
   --tiny               tiny sizes, to check the harness (not a measurement)
-  --profile            step: one more step of ours, synchronized after every kernel: where the time goes`;
+  --profile            step: one more step of ours, synchronized after every kernel: where the time goes
+  --matmul N           gemm: the matmul's side (default 4096; 256 with --tiny)
+  --peak-tflops X      gemm: the GPU's fp32 peak, where the adapter is not a known one`;
 
 const list = (v: string): string[] => v.split(',').map((x) => x.trim()).filter((x) => x !== '');
 
 /** Parses the command line; every problem is reported at once. */
 export function parseArgs(argv: readonly string[]): E.Either<string, BenchOptions> {
   const problems: string[] = [];
-  let mode: 'micro' | 'step' = 'micro';
+  let mode: 'micro' | 'step' | 'gemm' = 'micro';
+  let matmulSize: number | undefined;
+  let peakTflops: number | undefined;
   let backends: BackendName[] = [...DEFAULT_BACKENDS];
   let peers: TfjsBackend[] = ['wasm', 'cpu'];
   let withTfjsCpu = false;
@@ -89,7 +99,12 @@ export function parseArgs(argv: readonly string[]): E.Either<string, BenchOption
       }
       return n;
     };
-    if (a === 'micro' || a === 'step') mode = a;
+    if (a === 'micro' || a === 'step' || a === 'gemm') mode = a;
+    else if (a === '--matmul') {
+      const n = positive(value(), '--matmul');
+      if (n !== undefined && !Number.isInteger(n)) problems.push(`--matmul must be an integer, got ${n}`);
+      else matmulSize = n;
+    } else if (a === '--peak-tflops') peakTflops = positive(value(), '--peak-tflops');
     else if (a === '--backend') {
       const names = list(value());
       const bad = names.filter((n) => !isBackendName(n));
@@ -131,13 +146,15 @@ export function parseArgs(argv: readonly string[]): E.Either<string, BenchOption
     withTfjsCpu,
     only,
     maxIterations: maxIterations ?? 10,
-    budgetSeconds: budgetSeconds ?? (mode === 'micro' ? 20 : 90),
+    budgetSeconds: budgetSeconds ?? (mode === 'step' ? 90 : 20),
     json,
     ...(out === undefined ? {} : { out }),
     ...(markdownOut === undefined ? {} : { markdownOut }),
     tiny,
     profile,
     torch,
+    ...(matmulSize === undefined ? {} : { matmulSize }),
+    ...(peakTflops === undefined ? {} : { peakTflops }),
   });
 }
 
@@ -337,6 +354,7 @@ async function main(): Promise<number> {
   const loadStart = loadAverage();
   const t0 = performance.now();
   log(`load average at start: ${loadStart}`);
+  if (o.mode === 'gemm') return runGemm(o, log, loadStart, t0, jsonToStdout);
   const run = o.mode === 'micro' ? await runMicro(o, log) : await runStep(o, log);
   const report: BenchReport = {
     kind: o.mode,
@@ -360,6 +378,28 @@ async function main(): Promise<number> {
     else await new Promise<void>((resolve) => process.stdout.write(text, () => resolve()));
   }
   return report.rows.some((r) => r.status === 'failed') ? 1 : 0;
+}
+
+/** `gemm`: the contraction kernels alone (bench/contractions.ts), its own table. */
+async function runGemm(o: BenchOptions, log: (line: string) => void, loadStart: string, t0: number, jsonToStdout: boolean): Promise<number> {
+  const policy: IterationPolicy = { warmup: 1, min: o.tiny ? 2 : 3, max: Math.max(3, o.maxIterations), budgetMs: o.budgetSeconds * 1000 };
+  const report = await runContractions(
+    { matmul: o.matmulSize ?? (o.tiny ? 256 : 4096), w1: o.tiny ? TINY_W1 : W1_SHAPE, peers: o.peers.includes('webgpu'), policy, ...(o.peakTflops === undefined ? {} : { peakTflops: o.peakTflops }) },
+    log,
+  );
+  const header = [
+    `command: \`npm run bench -- ${process.argv.slice(2).join(' ')}\``,
+    `${new Date().toISOString()}; node ${process.version}, ${os.cpus().length} CPUs; load average at start ${loadStart}, at end ${loadAverage()}; total ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+  ];
+  const md = `### Contraction kernels on webgpu\n\n${contractionMarkdown(report, header)}\n`;
+  log(`\n${md}`);
+  if (o.markdownOut !== undefined) writeFileSync(o.markdownOut, md);
+  if (o.json) {
+    const text = `${JSON.stringify(report, null, 1)}\n`;
+    if (o.out !== undefined) writeFileSync(o.out, text);
+    else if (jsonToStdout) await new Promise<void>((resolve) => process.stdout.write(text, () => resolve()));
+  }
+  return report.rows.some((r) => typeof r.ours === 'string' && r.ours.startsWith('failed')) ? 1 : 0;
 }
 
 // Run only as the entry point (the smoke test imports parseArgs and the tiny sizes).

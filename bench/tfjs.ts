@@ -216,6 +216,33 @@ export async function tfjsMicro(setup: TfjsSetup, m: MicroSizes, which: TfjsMicr
   }
 }
 
+/** One conv of the contraction benchmark (bench/contractions.ts) in tfjs: NHWC, HWIO, explicit padding. */
+export async function tfjsConv(
+  setup: TfjsSetup,
+  c: { readonly x: readonly [number, number, number, number]; readonly cOut: number; readonly kernel: number; readonly stride: number; readonly padding: number },
+  backward: boolean,
+  policy: IterationPolicy,
+): Promise<{ readonly timing: Timing; readonly firstRunMs: number }> {
+  const { tf } = setup;
+  const rng = createRng(7);
+  const [n, cIn, h, w] = c.x;
+  const side = Math.floor((h + 2 * c.padding - c.kernel) / c.stride) + 1;
+  const keep = [randn(tf, [n, h, w, cIn], 1, rng), randn(tf, [c.kernel, c.kernel, cIn, c.cOut], Math.sqrt(2 / (cIn * c.kernel ** 2)), rng), randn(tf, [n, side, side, c.cOut], 1, rng)];
+  const [x, wt, gy] = keep as [TfCore.Tensor4D, TfCore.Tensor4D, TfCore.Tensor4D];
+  const pad: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [c.padding, c.padding], [c.padding, c.padding], [0, 0]];
+  const conv = (xx: TfCore.Tensor4D, ww: TfCore.Tensor4D) => tf.conv2d(xx, ww, c.stride, pad);
+  try {
+    if (!backward) return await timeAdaptive(() => settle([conv(x, wt)]), policy);
+    const f = tf.valueAndGrads((xx: TfCore.Tensor, ww: TfCore.Tensor) => conv(xx as TfCore.Tensor4D, ww as TfCore.Tensor4D));
+    return await timeAdaptive(() => {
+      const { value, grads } = f([x, wt], gy);
+      return settle([value, ...grads]);
+    }, policy);
+  } finally {
+    for (const t of keep) t.dispose();
+  }
+}
+
 // ---- W1 in tfjs (NHWC) ------------------------------------------------------------------------------------------
 // The tfjs step starts from OUR initial state and inputs (same names; layouts converted: OIHW → HWIO, NCHW → NHWC,
 // the packed [3D, D] in-projection split into x·W matrices), so its losses can be compared with ours step by step.

@@ -13,7 +13,10 @@ import { describeOversize, planMemory, type MemoryPlan } from './memplan.ts';
 import { optimize } from './passes/index.ts';
 import { splitReductions } from './passes/splitReductions.ts';
 import { chooseBackend } from './runtime/backend.ts';
-import { Device, DeviceHandle, type DeviceKernel, type LiveHandles } from './runtime/device.ts';
+import { Device, DeviceHandle, WgslKernel, type DeviceKernel, type LiveHandles } from './runtime/device.ts';
+import { renderWgsl } from './targets/webgpu/render.ts';
+import { webgpuTarget } from './targets/webgpu/target.ts';
+import type { Tiling } from './targets/webgpu/tiles.ts';
 import { compileWasm } from './targets/wasm/compile.ts';
 import { formatDeviceError, type BackendName, type DeviceError } from './runtime/errors.ts';
 import { schedule, type KernelPlan } from './schedule.ts';
@@ -72,8 +75,10 @@ export function plan(graph: Graph, limits: { maxBufferBytes: number } = { maxBuf
   }
   const sources: string[] = [];
   for (const k of kernels) {
-    // wasm renders at compile time, from the plan itself; its structural signature stands for the source here
-    const generate = () => (target.name === 'gpujs' ? kernelSource(k, symbolicIndexFrom) : kernelSignature(k));
+    // wasm renders at compile time, from the plan itself, and so do the webgpu target's WGSL templates; their
+    // structural signature stands for the source here
+    const template = target.name === 'wasm' || [k.root, ...k.inlined].some((n) => target.bufferOperands(n));
+    const generate = () => (template ? kernelSignature(k) : kernelSource(k, symbolicIndexFrom));
     const cached = sourceCache === undefined ? E.right({ source: generate() }) : sourceCache.getOrGenerate(kernelSignature(k, symbolicIndexFrom), generate);
     if (E.isLeft(cached)) return cached;
     sources.push(cached.right.source);
@@ -95,6 +100,8 @@ export interface CompileOptions {
   readonly threads?: number;
   /** wasm: launches with less work than this stay on one thread (a testing knob: 0 splits every launch). */
   readonly splitFromWork?: number;
+  /** webgpu: every WGSL contraction uses this tiling instead of the target's choice (a testing knob). */
+  readonly wgslTiling?: Tiling;
 }
 
 export type RunInputs = Readonly<Record<string, DeviceHandle | Float32Array>>;
@@ -180,8 +187,19 @@ export async function compile(graph: Graph, options: CompileOptions = {}): Promi
   const opened = await Device.open(choice.right.backend);
   if (E.isLeft(opened)) return E.left(devErr(opened.left));
   const device = opened.right;
+  const grant = device.webgpuGrant();
+  if (grant !== null) {
+    const l = grant.limits;
+    options.log?.(
+      `webgpu device granted: ${l.maxStorageBuffersPerShaderStage} storage buffers per stage, ${l.maxComputeWorkgroupStorageSize} B workgroup memory, ` +
+        `${l.maxComputeInvocationsPerWorkgroup} invocations per workgroup, ${l.maxStorageBufferBindingSize} B per binding; features: ${grant.features.join(', ') || 'none'}`,
+    );
+  }
+  // On webgpu the contractions are WGSL templates on gpu.js's device; every other kernel is gpu.js's.
+  const target = grant === null ? gpujsTarget : webgpuTarget(device.limits().maxArrayInputs);
+  const software = grant !== null && SOFTWARE_ADAPTER.test(grant.adapter);
   const cache = options.sourceCacheDir === undefined ? undefined : new SourceCache(options.sourceCacheDir);
-  const planned = plan(graph, device.limits(), { sourceCache: cache, ...(options.symbolicIndexFrom === undefined ? {} : { symbolicIndexFrom: options.symbolicIndexFrom }) });
+  const planned = plan(graph, device.limits(), { target, sourceCache: cache, ...(options.symbolicIndexFrom === undefined ? {} : { symbolicIndexFrom: options.symbolicIndexFrom }) });
   if (cache !== undefined) {
     const st = cache.stats();
     options.log?.(`kernel sources: ${st.hits} from the cache in ${options.sourceCacheDir}, ${st.misses} generated`);
@@ -191,11 +209,22 @@ export async function compile(graph: Graph, options: CompileOptions = {}): Promi
     return planned;
   }
   const p = planned.right;
-  const kernels: DeviceKernel[] = [];
+  const kernels: (DeviceKernel | WgslKernel)[] = [];
   for (let k = 0; k < p.kernels.length; k++) {
     const kp = p.kernels[k];
+    const name = `${kp.root.layer === '' ? '' : `${kp.root.layer}/`}${kp.root.op}#${k}`;
+    const wgsl = target.name === 'webgpu' ? renderWgsl(kp, { software, subgroupSize: grant?.subgroupSize ?? null, ...(options.wgslTiling === undefined ? {} : { tiling: options.wgslTiling }) }) : null;
+    if (wgsl !== null) {
+      const built = await device.buildWgsl({ name, code: wgsl.code, workgroups: wgsl.workgroups, outputElements: wgsl.outputElements, operands: wgsl.operands });
+      if (E.isLeft(built)) {
+        await device.dispose();
+        return E.left(devErr(built.left));
+      }
+      kernels.push(built.right);
+      continue;
+    }
     const built = device.buildKernel({
-      name: `${kp.root.layer === '' ? '' : `${kp.root.layer}/`}${kp.root.op}#${k}`,
+      name,
       source: p.sources[k],
       output: kernelDispatch(kp.root.shape, kp.tile).output,
       resultShape: [numel(kp.root.shape)],
@@ -219,9 +248,17 @@ export async function compile(graph: Graph, options: CompileOptions = {}): Promi
   return E.right(exe);
 }
 
-async function warmUp(device: Device, p: ProgramPlan, kernels: readonly DeviceKernel[], onProgress?: (done: number, total: number) => void): Promise<E.Either<string, void>> {
+/** Adapters that emulate a GPU on the CPU (their WGSL tiles are chosen for SIMD lanes, not for SMs). */
+const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|software/i;
+
+/** What a kernel's build is shared by: structurally identical kernels launch one gpu.js kernel or one pipeline. */
+const buildOf = (k: DeviceKernel | WgslKernel): unknown => (k instanceof WgslKernel ? k.pipeline : k.compiled);
+
+const launchOn = (device: Device, k: DeviceKernel | WgslKernel, args: readonly DeviceHandle[]) => (k instanceof WgslKernel ? device.launchWgsl(k, args) : device.launch(k, args));
+
+async function warmUp(device: Device, p: ProgramPlan, kernels: readonly (DeviceKernel | WgslKernel)[], onProgress?: (done: number, total: number) => void): Promise<E.Either<string, void>> {
   const seen = new Set<unknown>();
-  const todo = kernels.filter((k) => (seen.has(k.compiled) ? false : (seen.add(k.compiled), true)));
+  const todo = kernels.filter((k) => (seen.has(buildOf(k)) ? false : (seen.add(buildOf(k)), true)));
   let done = 0;
   for (const k of todo) {
     const plan = p.kernels[kernels.indexOf(k)];
@@ -231,16 +268,16 @@ async function warmUp(device: Device, p: ProgramPlan, kernels: readonly DeviceKe
       if (E.isLeft(h)) return E.left(devErr(h.left));
       args.push(h.right);
     }
-    const out = await device.launch(k, args);
+    const out = k instanceof WgslKernel ? await device.launchWgsl(k, args, true) : await device.launch(k, args);
     for (const h of args) device.free(h);
-    if (E.isLeft(out)) return E.left(`${devErr(out.left)}\n--- kernel source ---\n${k.spec.source}`);
+    if (E.isLeft(out)) return E.left(`${devErr(out.left)}\n--- kernel source ---\n${k instanceof WgslKernel ? k.spec.code : k.spec.source}`);
     device.free(out.right);
     onProgress?.(++done, todo.length);
   }
   return E.right(undefined);
 }
 
-function makeExecutable(device: Device, p: ProgramPlan, kernels: readonly DeviceKernel[]): Executable {
+function makeExecutable(device: Device, p: ProgramPlan, kernels: readonly (DeviceKernel | WgslKernel)[]): Executable {
   const upload = async (name: string, data: Float32Array): Promise<E.Either<string, DeviceHandle>> => {
     const leaf = p.bindings.get(name);
     if (leaf !== undefined && data.length !== numel(leaf.shape))
@@ -253,7 +290,7 @@ function makeExecutable(device: Device, p: ProgramPlan, kernels: readonly Device
     backend: device.backend,
     device,
     plan: p,
-    builtKernels: new Set(kernels.map((k) => k.compiled)).size,
+    builtKernels: new Set(kernels.map(buildOf)).size,
     upload,
     read: async (h) => {
       const r = await device.read(h);
@@ -300,7 +337,7 @@ function makeExecutable(device: Device, p: ProgramPlan, kernels: readonly Device
           continue;
         }
         const kp = p.kernels[step.kernel];
-        const out = await device.launch(kernels[step.kernel], kp.args.map((a) => buffers.get(a.id) as DeviceHandle));
+        const out = await launchOn(device, kernels[step.kernel], kp.args.map((a) => buffers.get(a.id) as DeviceHandle));
         if (E.isLeft(out)) {
           // Free what this run produced so far; the caller's buffers stay untouched.
           for (const [id, h] of buffers) if (!leafIds.has(id)) device.free(h);

@@ -59,6 +59,27 @@ export function schedule(graph: Graph, target: ScheduleTarget): Schedule {
     if (mat.has(n.id) || kindOf(n) === 'leaf') continue;
     if ((consumers.get(n.id) ?? 0) > 1 && !isIndexOnly(n, mat)) mat.add(n.id);
   }
+  // Fused epilogues: a template contraction whose only consumer is an elementwise op the target folds into the
+  // template's store is computed inside that consumer's kernel, up a chain of single elementwise consumers.
+  if (target.epilogue !== undefined) {
+    // One contraction per kernel: a second one reaching the same root stays a buffer of its own.
+    const claimed = new Set<number>();
+    const users = new Map<number, Node[]>();
+    for (const n of graph.nodes) for (const i of n.inputs) users.set(i.id, [...(users.get(i.id) ?? []), n]);
+    for (const c of graph.nodes) {
+      if (!target.bufferOperands(c) || outputs.has(c.id) || consumers.get(c.id) !== 1) continue;
+      let top: Node | null = null;
+      for (let next = (users.get(c.id) ?? [])[0]; next !== undefined && target.epilogue(c, next); ) {
+        top = next;
+        if (mat.has(top.id) || outputs.has(top.id) || consumers.get(top.id) !== 1) break;
+        next = (users.get(top.id) ?? [])[0];
+      }
+      if (top === null || claimed.has(top.id)) continue;
+      claimed.add(top.id);
+      mat.delete(c.id);
+      mat.add(top.id);
+    }
+  }
   for (const n of graph.nodes) {
     if (target.bufferOperands(n)) {
       // A template kernel reads its operands at computed addresses: each is a buffer, or a reshape of one.

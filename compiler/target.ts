@@ -13,10 +13,15 @@ export interface ScheduleTarget {
   bufferOperands(n: Node): boolean;
   /** Whether operand k of such a kernel may stay an inlined `operand` over a buffer (the template folds it in). */
   foldsOperand(n: Node, k: number, operand: Node): boolean;
+  /**
+   * Whether such a kernel may compute `consumer`, the only consumer of contraction `n`, in its store (a fused
+   * epilogue); the consumer's kernel then computes the contraction. Absent: never.
+   */
+  epilogue?(n: Node, consumer: Node): boolean;
 }
 
 export interface Target extends ScheduleTarget {
-  readonly name: 'gpujs' | 'wasm';
+  readonly name: 'gpujs' | 'wasm' | 'webgpu';
   /**
    * Expands the primitives whose algorithm is this target's choice (conv2d's weight gradient) into the kernels it
    * runs best, before the graph is optimized.

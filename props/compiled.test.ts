@@ -19,6 +19,7 @@ import { probeBackends } from '../compiler/runtime/backend.ts';
 import { buildCase, drawValues, generators, prng, type Case } from './gen.ts';
 import { property, testedBackends } from './prop.ts';
 import { runCompiled } from './run-compiled.ts';
+import { wgslProperties } from './wgsl.ts';
 
 const probes = await probeBackends();
 function close(got: Float32Array, want: ArrayLike<number>, what: string): void {
@@ -192,3 +193,6 @@ for (const backend of testedBackends()) {
     });
   });
 }
+
+// The webgpu target's WGSL contraction templates: every shape class and tiling, fused epilogues, a ResNet block.
+wgslProperties();

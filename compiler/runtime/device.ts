@@ -13,8 +13,12 @@ import * as E from 'fp-ts/lib/Either.js';
 import { canonicalKernelSource, KernelCache, kernelCacheKey, type CacheStats } from './cache.ts';
 import { deviceError, type BackendName, type DeviceError } from './errors.ts';
 import {
+  GPU_MAP_READ,
+  GPU_USAGE,
   gpujs,
   installWebGpuNavigator,
+  type GpuBindGroupLayout,
+  type GpuComputePipeline,
   type GpuJsBufferResult,
   type GpuJsInput,
   type GpuJsInstance,
@@ -122,6 +126,31 @@ export class DeviceKernel {
   ) {}
 }
 
+/**
+ * A compute shader of our own (the webgpu target's WGSL contraction templates), run on gpu.js's GPUDevice: it binds
+ * the argument buffers (read-only storage, bindings 0…n−1, in `operands` order) and a fresh output buffer (binding
+ * n) of `outputElements` floats, which is handed back wrapped as a gpu.js buffer result, so gpu.js kernels read it.
+ */
+export interface WgslSpec {
+  readonly name: string;
+  readonly code: string;
+  readonly workgroups: readonly [number, number, number];
+  readonly outputElements: number;
+  /** Per binding, the launch argument it takes. */
+  readonly operands: readonly number[];
+}
+
+export class WgslKernel {
+  launches = 0;
+  constructor(
+    readonly name: string,
+    readonly spec: WgslSpec,
+    readonly device: Device,
+    readonly pipeline: GpuComputePipeline,
+    readonly layout: GpuBindGroupLayout,
+  ) {}
+}
+
 export interface LiveHandles {
   readonly count: number;
   readonly bytes: number;
@@ -188,6 +217,7 @@ let openWebGpuDevices = 0;
 export class Device {
   private readonly gpu: GpuJsInstance;
   private readonly cache = new KernelCache<CompiledKernel>();
+  private readonly pipelines = new Map<string, Promise<E.Either<DeviceError, { pipeline: GpuComputePipeline; layout: GpuBindGroupLayout }>>>();
   private readonly payloads = new Map<number, { readonly handle: DeviceHandle; readonly payload: Payload }>();
   private readonly uploadKernels = new Map<string, DeviceKernel>();
   private nextHandleId = 1;
@@ -245,6 +275,31 @@ export class Device {
       maxKernelBytes: this.backend === 'webasm' ? 2 ** 32 - 17 * 65536 : Number.POSITIVE_INFINITY,
       maxArrayInputs: Number.POSITIVE_INFINITY,
       maxWorkgroupsPerDimension: Number.POSITIVE_INFINITY,
+    };
+  }
+
+  /** WebGPU: what the device was granted (limits the templates use, optional features), for the backend line. */
+  webgpuGrant(): {
+    readonly limits: Readonly<Record<string, number>>;
+    readonly features: readonly string[];
+    readonly adapter: string;
+    /** The subgroup size when the adapter has one fixed size (min = max) and the device has `subgroups`; else null. */
+    readonly subgroupSize: number | null;
+  } | null {
+    if (this.webgpuContext === null) return null;
+    const l = this.webgpuContext.device.limits;
+    const info = this.webgpuContext.adapter.info ?? {};
+    return {
+      limits: {
+        maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+        maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+        maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+        maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+        maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      },
+      features: [...this.webgpuContext.device.features].sort(),
+      subgroupSize: this.webgpuContext.device.features.has('subgroups') && info.subgroupMinSize !== undefined && info.subgroupMinSize === info.subgroupMaxSize ? info.subgroupMinSize : null,
+      adapter: [info.vendor, info.architecture, info.device, info.description].filter((p) => p !== undefined && p !== '').join(' / '),
     };
   }
 
@@ -441,6 +496,117 @@ export class Device {
     return E.right(this.register(shape, { kind: 'host', data: flat }));
   }
 
+  /**
+   * Builds (once per distinct code) the compute pipeline of a WGSL kernel on gpu.js's GPUDevice; compilation and
+   * validation errors are 'kernel' errors naming the kernel, with the shader's messages.
+   */
+  async buildWgsl(spec: WgslSpec): Promise<E.Either<DeviceError, WgslKernel>> {
+    this.assertOpen();
+    const context = this.webgpuContext;
+    if (context === null) return E.left(deviceError('kernel', this.backend, 'WGSL kernels run on the webgpu backend only', spec.name));
+    const limits = context.device.limits;
+    if (spec.workgroups.some((n) => n > limits.maxComputeWorkgroupsPerDimension)) {
+      return E.left(deviceError('limits', this.backend, `dispatch [${spec.workgroups.join(', ')}] exceeds ${limits.maxComputeWorkgroupsPerDimension} workgroups per dimension`, spec.name));
+    }
+    if (spec.outputElements * 4 > Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)) {
+      return E.left(deviceError('limits', this.backend, `output of ${spec.outputElements} floats exceeds this device's buffer limit`, spec.name));
+    }
+    let built = this.pipelines.get(spec.code);
+    if (built === undefined) {
+      built = (async () => {
+        const device = context.device;
+        device.pushErrorScope('validation');
+        const module = device.createShaderModule({ code: spec.code });
+        const info = await module.getCompilationInfo();
+        const errors = info.messages.filter((m) => m.type === 'error');
+        try {
+          const pipeline = await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+          const scope = await device.popErrorScope();
+          if (errors.length > 0 || scope !== null) throw new Error([...errors.map((m) => `line ${m.lineNum}: ${m.message}`), scope?.message ?? ''].join('\n'));
+          return E.right({ pipeline, layout: pipeline.getBindGroupLayout(0) });
+        } catch (error) {
+          return E.left(deviceError('kernel', this.backend, `WGSL pipeline: ${messageOf(error)}\n--- WGSL ---\n${spec.code}`, spec.name));
+        }
+      })();
+      this.pipelines.set(spec.code, built);
+    }
+    const r = await built;
+    if (E.isLeft(r)) {
+      this.pipelines.delete(spec.code);
+      return E.left({ ...r.left, kernel: spec.name });
+    }
+    return E.right(new WgslKernel(spec.name, spec, this, r.right.pipeline, r.right.layout));
+  }
+
+  /**
+   * Runs a WGSL kernel on device-resident arguments; its output is a new handle (a gpu.js buffer result). WebGPU
+   * reports a bind group that does not fit the pipeline only asynchronously, as an uncaptured error, while the
+   * launch "succeeds": `validate` (the warm-up launch) catches that in an error scope and returns it as an error.
+   */
+  async launchWgsl(kernel: WgslKernel, args: ReadonlyArray<DeviceHandle>, validate = false): Promise<E.Either<DeviceError, DeviceHandle>> {
+    this.assertOpen();
+    const context = this.webgpuContext;
+    if (kernel.device !== this || context === null) throw new Error(`launch: WGSL kernel "${kernel.name}" was built on another Device`);
+    const lost = this.lostError(kernel.name);
+    if (lost !== null) return E.left(lost);
+    const device = context.device;
+    const inputs = kernel.spec.operands.map((k) => {
+      const arg = args[k];
+      if (arg === undefined) throw new Error(`launch: WGSL kernel "${kernel.name}" reads argument ${k}, got ${args.length}`);
+      const payload = this.payloadOf(arg, `launch "${kernel.name}" argument ${k}`);
+      if (payload.kind !== 'webgpu') throw new Error(`launch: WGSL kernel "${kernel.name}" argument ${k} is not a WebGPU buffer`);
+      return payload.result.buffer;
+    });
+    if (validate) device.pushErrorScope('validation');
+    try {
+      const output = device.createBuffer({ size: Math.max(4, kernel.spec.outputElements * 4), usage: GPU_USAGE.STORAGE | GPU_USAGE.COPY_SRC | GPU_USAGE.COPY_DST });
+      const group = device.createBindGroup({
+        layout: kernel.layout,
+        entries: [...inputs, output].map((buffer, binding) => ({ binding, resource: { buffer } })),
+      });
+      const encoder = device.createCommandEncoder();
+      const pass = encoder.beginComputePass();
+      pass.setPipeline(kernel.pipeline);
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroups(...kernel.spec.workgroups);
+      pass.end();
+      device.queue.submit([encoder.finish()]);
+      if (validate) {
+        const failed = await device.popErrorScope();
+        if (failed !== null) {
+          output.destroy();
+          return E.left(deviceError('kernel', this.backend, `WGSL launch: ${failed.message}`, kernel.name));
+        }
+      }
+      kernel.launches += 1;
+      const result = new gpujs.WebGPUBufferResult({ buffer: output, output: [kernel.spec.outputElements], componentCount: 1, context, kernel: { readBufferResult: (h) => this.readBuffer(h) } });
+      return E.right(this.register([kernel.spec.outputElements], { kind: 'webgpu', result }));
+    } catch (error) {
+      if (validate) await device.popErrorScope();
+      return E.left(classifyFailure(this.backend, kernel.name, error));
+    }
+  }
+
+  /** Readback of a buffer made by `launchWgsl`: copy to a staging buffer, map, copy out. */
+  private async readBuffer(handle: GpuJsBufferResult): Promise<Float32Array> {
+    const context = this.webgpuContext;
+    if (context === null) throw new Error('readBuffer: not a webgpu device');
+    const device = context.device;
+    const bytes = handle.output.reduce((a, c) => a * c, 1) * 4 * handle.componentCount;
+    const staging = device.createBuffer({ size: bytes, usage: GPU_USAGE.MAP_READ | GPU_USAGE.COPY_DST });
+    try {
+      const encoder = device.createCommandEncoder();
+      encoder.copyBufferToBuffer(handle.buffer, 0, staging, 0, bytes);
+      device.queue.submit([encoder.finish()]);
+      await staging.mapAsync(GPU_MAP_READ, 0, bytes);
+      const data = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
+      staging.unmap();
+      return data;
+    } finally {
+      staging.destroy();
+    }
+  }
+
   private evict(compiled: CompiledKernel): void {
     if (this.cache.delete(compiled.key)) {
       try {
@@ -507,6 +673,7 @@ export class Device {
     this.liveBytes = 0;
     this.disposed = true;
     this.cache.clear();
+    this.pipelines.clear();
     this.uploadKernels.clear();
     await this.gpu.destroy();
     if (this.webgpuContext !== null) {

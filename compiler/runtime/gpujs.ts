@@ -33,9 +33,15 @@ export interface WebGpuLimits {
   readonly maxBufferSize: number;
   readonly maxStorageBuffersPerShaderStage: number;
   readonly maxComputeWorkgroupsPerDimension: number;
+  readonly maxComputeWorkgroupStorageSize: number;
+  readonly maxComputeInvocationsPerWorkgroup: number;
+  readonly maxComputeWorkgroupSizeX: number;
+  readonly maxComputeWorkgroupSizeY: number;
 }
 
 export interface WebGpuAdapterInfo {
+  readonly subgroupMinSize?: number;
+  readonly subgroupMaxSize?: number;
   readonly vendor?: string;
   readonly architecture?: string;
   readonly device?: string;
@@ -45,12 +51,60 @@ export interface WebGpuAdapterInfo {
 export interface WebGpuAdapter {
   readonly limits: WebGpuLimits;
   readonly info?: WebGpuAdapterInfo;
+  readonly features?: ReadonlySet<string>;
 }
+
+/** The WebGPU surface the WGSL templates use (compiler/runtime/wgsl.ts), as Dawn implements it. */
+export interface GpuBuffer extends WebGpuRawBuffer {
+  destroy(): void;
+  mapAsync(mode: number, offset?: number, size?: number): Promise<void>;
+  getMappedRange(offset?: number, size?: number): ArrayBuffer;
+  unmap(): void;
+}
+export interface GpuBindGroupLayout {
+  readonly label?: string;
+}
+export interface GpuComputePipeline {
+  getBindGroupLayout(index: number): GpuBindGroupLayout;
+}
+export interface GpuBindGroup {
+  readonly label?: string;
+}
+export interface GpuComputePass {
+  setPipeline(pipeline: GpuComputePipeline): void;
+  setBindGroup(index: number, group: GpuBindGroup): void;
+  dispatchWorkgroups(x: number, y?: number, z?: number): void;
+  end(): void;
+}
+export interface GpuCommandEncoder {
+  beginComputePass(): GpuComputePass;
+  copyBufferToBuffer(src: GpuBuffer | WebGpuRawBuffer, srcOffset: number, dst: GpuBuffer, dstOffset: number, size: number): void;
+  finish(): unknown;
+}
+export interface GpuShaderModule {
+  getCompilationInfo(): Promise<{ readonly messages: ReadonlyArray<{ readonly type: string; readonly message: string; readonly lineNum: number }> }>;
+}
+export interface GpuDevice {
+  readonly limits: WebGpuLimits;
+  readonly features: ReadonlySet<string>;
+  readonly queue: { submit(buffers: unknown[]): void };
+  createBuffer(descriptor: { readonly size: number; readonly usage: number }): GpuBuffer;
+  createShaderModule(descriptor: { readonly code: string }): GpuShaderModule;
+  createComputePipelineAsync(descriptor: { readonly layout: 'auto'; readonly compute: { readonly module: GpuShaderModule; readonly entryPoint: string } }): Promise<GpuComputePipeline>;
+  createBindGroup(descriptor: { readonly layout: GpuBindGroupLayout; readonly entries: ReadonlyArray<{ readonly binding: number; readonly resource: { readonly buffer: GpuBuffer | WebGpuRawBuffer } }> }): GpuBindGroup;
+  createCommandEncoder(): GpuCommandEncoder;
+  pushErrorScope(filter: 'validation' | 'out-of-memory'): void;
+  popErrorScope(): Promise<{ readonly message: string } | null>;
+}
+
+/** GPUBufferUsage and GPUMapMode bits (the WebGPU spec's constants). */
+export const GPU_USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, STORAGE: 0x80 } as const;
+export const GPU_MAP_READ = 0x1;
 
 /** The shared `{adapter, device, isLost}` record of gpu.js's WebGPUContext singleton. */
 export interface WebGpuContextRecord {
   readonly adapter: WebGpuAdapter;
-  readonly device: { readonly limits: WebGpuLimits };
+  readonly device: GpuDevice;
   readonly isLost: boolean;
 }
 
@@ -78,7 +132,14 @@ export interface GpuJsInstance {
 export interface GpuJsModule {
   readonly GPU: new (settings: { readonly mode: string }) => GpuJsInstance;
   readonly Input: new (value: Float32Array, size: number[]) => GpuJsInput;
-  readonly WebGPUBufferResult: abstract new (...args: never[]) => GpuJsBufferResult;
+  readonly WebGPUBufferResult: new (settings: {
+    readonly buffer: WebGpuRawBuffer;
+    readonly output: number[];
+    readonly componentCount: number;
+    readonly context: WebGpuContextRecord;
+    /** whatever reads the buffer back: `toArray()` calls `kernel.readBufferResult(this)` */
+    readonly kernel: { readBufferResult(handle: GpuJsBufferResult): Promise<unknown> };
+  }) => GpuJsBufferResult;
   readonly WebGPUContext: {
     acquire(): Promise<WebGpuContextRecord>;
     destroy(): Promise<void>;
@@ -111,6 +172,42 @@ interface DawnGpu {
   requestAdapter(): Promise<WebGpuAdapter | null>;
 }
 
+interface DeviceDescriptor {
+  readonly requiredLimits?: Readonly<Record<string, number>>;
+  readonly requiredFeatures?: readonly string[];
+}
+
+/**
+ * Limits the WGSL contraction templates and the fusion limit use, asked for at the adapter's own value (the
+ * spec's defaults are far lower: 8 storage buffers per stage, 16 KiB of workgroup memory), and the optional
+ * features worth having. gpu.js's WebGPUContext asks only for the two buffer sizes.
+ */
+const WANTED_LIMITS = [
+  'maxStorageBuffersPerShaderStage',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupsPerDimension',
+] as const;
+const WANTED_FEATURES = ['subgroups', 'shader-f16'] as const;
+
+/**
+ * Wraps `adapter.requestDevice` so the device gpu.js requests also gets the adapter's real limits and features.
+ * gpu.js's own required limits are kept; ours are added. (tfjs-webgpu, the bench's peer on the same navigator.gpu,
+ * asks for its own and gets these too: the same device capabilities on both sides.)
+ */
+function widenDeviceRequests(adapter: WebGpuAdapter): void {
+  const original = Reflect.get(adapter, 'requestDevice') as (d?: DeviceDescriptor) => Promise<GpuDevice>;
+  const requestDevice = async (descriptor: DeviceDescriptor = {}): Promise<GpuDevice> => {
+    const limits: Record<string, number> = { ...(descriptor.requiredLimits ?? {}) };
+    for (const name of WANTED_LIMITS) limits[name] = adapter.limits[name];
+    const features = [...new Set([...(descriptor.requiredFeatures ?? []), ...WANTED_FEATURES.filter((f) => adapter.features?.has(f) === true)])];
+    return original.call(adapter, { ...descriptor, requiredLimits: limits, requiredFeatures: features });
+  };
+  Object.defineProperty(adapter, 'requestDevice', { value: requestDevice, configurable: true });
+}
+
 /**
  * Installs `globalThis.navigator.gpu` from the `webgpu` package exactly once (gpu.js's WebGPU backend reads the
  * global). Resolves to the error message when the package's native Dawn binary cannot be loaded (e.g. glibc too old).
@@ -122,6 +219,15 @@ export function installWebGpuNavigator(): Promise<string | null> {
     try {
       const dawn = (await import('webgpu')) as unknown as { create(options: string[]): DawnGpu };
       const gpu = dawn.create([]);
+      const requestAdapter = gpu.requestAdapter.bind(gpu);
+      Object.defineProperty(gpu, 'requestAdapter', {
+        configurable: true,
+        value: async (): Promise<WebGpuAdapter | null> => {
+          const adapter = await requestAdapter();
+          if (adapter !== null) widenDeviceRequests(adapter);
+          return adapter;
+        },
+      });
       const existing: unknown = Reflect.get(globalThis, 'navigator');
       if (typeof existing === 'object' && existing !== null) {
         // Node ≥ 21 has a getter-only global `navigator` whose other getters need the real object as receiver:
