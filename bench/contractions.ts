@@ -2,7 +2,6 @@
 // default) and every distinct conv of W1's encoder (forward, and forward + both gradients), ours and tfjs-webgpu on
 // the same adapter in the same process, as TFLOP/s and as a fraction of the adapter's fp32 (non-tensor-core) peak
 // where the adapter is one we know (or --peak-tflops gives it). This is what bench/gpu-check.sh runs on a GPU box.
-import * as E from 'fp-ts/lib/Either.js';
 import { vjp } from '../compiler/autodiff.ts';
 import * as b from '../compiler/build.ts';
 import { makeGraph, type Graph } from '../compiler/ir.ts';
