@@ -83,7 +83,7 @@ for (const backend of testedBackends()) {
               }
               const ref = interpret(makeGraph(outputs), bindings, 'f32');
               if (E.isLeft(ref)) throw new Error(ref.left);
-              const got = await runCompiled(makeGraph(outputs), bindings, backend, symbolicIndexFrom);
+              const got = await runCompiled(makeGraph(outputs), bindings, backend, symbolicIndexFrom === undefined ? {} : { symbolicIndexFrom });
               for (const k of Object.keys(outputs)) close(got[k], ref.right[k].data, `${name}.${k} (${JSON.stringify(c)})`);
             }),
             (backend === 'webgpu' ? 6 : 10) / (symbolicIndexFrom === undefined ? 1 : 2),

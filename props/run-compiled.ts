@@ -2,12 +2,17 @@
 // that compare compiled programs with the interpreter. It also asserts that the run leaked no device buffer.
 import assert from 'node:assert/strict';
 import * as E from 'fp-ts/lib/Either.js';
-import { compile } from '../compiler/compile.ts';
+import { compile, type CompileOptions } from '../compiler/compile.ts';
 import type { Graph } from '../compiler/ir.ts';
 import type { BackendName } from '../compiler/runtime/errors.ts';
 
-export async function runCompiled(graph: Graph, inputs: Readonly<Record<string, Float32Array>>, backend: BackendName = 'cpu', symbolicIndexFrom?: number): Promise<Record<string, Float32Array>> {
-  const exe = await compile(graph, { backend, ...(symbolicIndexFrom === undefined ? {} : { symbolicIndexFrom }) });
+export async function runCompiled(
+  graph: Graph,
+  inputs: Readonly<Record<string, Float32Array>>,
+  backend: BackendName = 'cpu',
+  options: Omit<CompileOptions, 'backend'> = {},
+): Promise<Record<string, Float32Array>> {
+  const exe = await compile(graph, { ...options, backend });
   if (E.isLeft(exe)) throw new Error(exe.left);
   try {
     const out = await exe.right.run(inputs);

@@ -17,7 +17,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import fc from 'fast-check';
 import { vjp } from '../compiler/autodiff.ts';
 import * as b from '../compiler/build.ts';
-import { compile, plan } from '../compiler/compile.ts';
+import { plan } from '../compiler/compile.ts';
 import { interpret } from '../compiler/interp/interpret.ts';
 import { makeGraph, numel, type Graph, type Node } from '../compiler/ir.ts';
 import { probeBackend } from '../compiler/runtime/backend.ts';
@@ -27,31 +27,15 @@ import { W1_SHAPE } from '../bench/flops.ts';
 import { buildW1Step } from '../bench/w1.ts';
 import { microWorkload } from '../bench/workloads.ts';
 import { drawValues, prng } from './gen.ts';
+import { runCompiled } from './run-compiled.ts';
 import { property, testedBackends } from './prop.ts';
 
 const probe = await probeBackend('webgpu');
 const skip = !testedBackends().includes('webgpu') ? 'webgpu is not among CLOVE_TEST_BACKENDS' : !probe.available ? probe.reason : false;
 
 /** Compiles on webgpu (with `tiling` forced, or the target's choice), runs once, reads every output, checks no leak. */
-async function runWebGpu(graph: Graph, inputs: Readonly<Record<string, Float32Array>>, tiling: Tiling | undefined): Promise<Record<string, Float32Array>> {
-  const exe = await compile(graph, { backend: 'webgpu', ...(tiling === undefined ? {} : { wgslTiling: tiling }) });
-  if (E.isLeft(exe)) throw new Error(exe.left);
-  try {
-    const out = await exe.right.run(inputs);
-    if (E.isLeft(out)) throw new Error(out.left);
-    const values: Record<string, Float32Array> = {};
-    for (const [k, h] of Object.entries(out.right)) {
-      const r = await exe.right.read(h);
-      if (E.isLeft(r)) throw new Error(r.left);
-      values[k] = r.right;
-    }
-    for (const h of new Set(Object.values(out.right))) exe.right.device.free(h);
-    assert.equal(exe.right.device.liveHandles().count, 0, 'a run must not leak device buffers');
-    return values;
-  } finally {
-    await exe.right.dispose();
-  }
-}
+const runWebGpu = (graph: Graph, inputs: Readonly<Record<string, Float32Array>>, tiling: Tiling | undefined): Promise<Record<string, Float32Array>> =>
+  runCompiled(graph, inputs, 'webgpu', tiling === undefined ? {} : { wgslTiling: tiling });
 
 /** Compiled vs interpreter, per element within 1e-5 of Σ|products| (the graph evaluated on absolute values). */
 async function agrees(graph: Graph, inputs: Record<string, Float32Array>, tiling: Tiling | undefined, what: string): Promise<void> {
