@@ -7,7 +7,7 @@ import * as b from '../compiler/build.ts';
 import { makeGraph, type Graph } from '../compiler/ir.ts';
 import { probeBackend } from '../compiler/runtime/backend.ts';
 import { createRng } from '../clove/data/rng.ts';
-import { convFlops, STAGE_STRIDES, STEM, type W1Shape } from './flops.ts';
+import { convFlops, w1EncoderLayers, type W1Shape } from './flops.ts';
 import { benchGraph } from './ours.ts';
 import { setupTfjs, tfjsConv, tfjsMicro } from './tfjs.ts';
 import type { IterationPolicy, Timing } from './timing.ts';
@@ -43,22 +43,7 @@ export interface ConvShape {
 /** The distinct convs of W1's encoder (same shapes and parameters once), with the layers that have them. */
 export function w1ConvShapes(s: W1Shape): ConvShape[] {
   const n = 2 * s.batch;
-  const out = (size: number, k: number, stride: number, pad: number) => Math.floor((size + 2 * pad - k) / stride) + 1;
-  const all: ConvShape[] = [{ name: 'stem', x: [n, s.imageChannels, s.imageSize, s.imageSize], cOut: s.widths[0], kernel: STEM.kernel, stride: STEM.stride, padding: STEM.padding }];
-  let size = out(s.imageSize, STEM.kernel, STEM.stride, STEM.padding);
-  let cIn = s.widths[0];
-  s.widths.forEach((w, stage) => {
-    for (let blk = 0; blk < 2; blk++) {
-      const stride = blk === 0 ? STAGE_STRIDES[stage] : 1;
-      const o = out(size, 3, stride, 1);
-      const p = `s${stage}b${blk}`;
-      all.push({ name: `${p}.conv1`, x: [n, cIn, size, size], cOut: w, kernel: 3, stride, padding: 1 });
-      all.push({ name: `${p}.conv2`, x: [n, w, o, o], cOut: w, kernel: 3, stride: 1, padding: 1 });
-      if (stride !== 1 || cIn !== w) all.push({ name: `${p}.proj`, x: [n, cIn, size, size], cOut: w, kernel: 1, stride, padding: 0 });
-      cIn = w;
-      size = o;
-    }
-  });
+  const all: ConvShape[] = w1EncoderLayers(s).map((l) => ({ name: l.name, x: [n, l.cIn, l.inSize, l.inSize], cOut: l.cOut, kernel: l.kernel, stride: l.stride, padding: l.padding }));
   const distinct = new Map<string, ConvShape>();
   for (const c of all) {
     const key = JSON.stringify([c.x, c.cOut, c.kernel, c.stride, c.padding]);

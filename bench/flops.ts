@@ -64,7 +64,8 @@ export interface ConvLayer {
   readonly kernel: number;
   readonly stride: number;
   readonly padding: number;
-  /** Output side (square). */
+  /** Input and output sides (square). */
+  readonly inSize: number;
   readonly outSize: number;
 }
 
@@ -73,16 +74,16 @@ const out = (size: number, k: number, stride: number, pad: number): number => Ma
 /** Every conv of the W1 encoder in forward order (basic blocks: conv1, conv2, then the projection shortcut). */
 export function w1EncoderLayers(s: W1Shape): ConvLayer[] {
   let size = out(s.imageSize, STEM.kernel, STEM.stride, STEM.padding);
-  const layers: ConvLayer[] = [{ name: 'stem', cIn: s.imageChannels, cOut: s.widths[0], kernel: STEM.kernel, stride: STEM.stride, padding: STEM.padding, outSize: size }];
+  const layers: ConvLayer[] = [{ name: 'stem', cIn: s.imageChannels, cOut: s.widths[0], kernel: STEM.kernel, stride: STEM.stride, padding: STEM.padding, inSize: s.imageSize, outSize: size }];
   let cIn = s.widths[0];
   s.widths.forEach((w, stage) => {
     for (let b = 0; b < 2; b++) {
       const stride = b === 0 ? STAGE_STRIDES[stage] : 1;
       const o = out(size, 3, stride, 1);
       const p = `s${stage}b${b}`;
-      layers.push({ name: `${p}.conv1`, cIn, cOut: w, kernel: 3, stride, padding: 1, outSize: o });
-      layers.push({ name: `${p}.conv2`, cIn: w, cOut: w, kernel: 3, stride: 1, padding: 1, outSize: o });
-      if (stride !== 1 || cIn !== w) layers.push({ name: `${p}.proj`, cIn, cOut: w, kernel: 1, stride, padding: 0, outSize: o });
+      layers.push({ name: `${p}.conv1`, cIn, cOut: w, kernel: 3, stride, padding: 1, inSize: size, outSize: o });
+      layers.push({ name: `${p}.conv2`, cIn: w, cOut: w, kernel: 3, stride: 1, padding: 1, inSize: o, outSize: o });
+      if (stride !== 1 || cIn !== w) layers.push({ name: `${p}.proj`, cIn, cOut: w, kernel: 1, stride, padding: 0, inSize: size, outSize: o });
       cIn = w;
       size = o;
     }

@@ -21,6 +21,7 @@ import { plan } from '../compiler/compile.ts';
 import { interpret } from '../compiler/interp/interpret.ts';
 import { makeGraph, numel, type Graph, type Node } from '../compiler/ir.ts';
 import { probeBackend } from '../compiler/runtime/backend.ts';
+import { windowOut } from '../compiler/prims/conv2d.ts';
 import { webgpuTarget } from '../compiler/targets/webgpu/target.ts';
 import { chooseTiling, TILINGS, type Tiling } from '../compiler/targets/webgpu/tiles.ts';
 import { W1_SHAPE } from '../bench/flops.ts';
@@ -93,7 +94,7 @@ export function wgslProperties(): void {
           dilation: fc.tuple(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 })),
           padding: fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 2 })),
         })
-        .filter((c) => c.H + 2 * c.padding[0] >= c.dilation[0] * (c.kh - 1) + 1 && c.W + 2 * c.padding[1] >= c.dilation[1] * (c.kw - 1) + 1);
+        .filter((c) => windowOut(c.H, c.kh, c.stride[0], c.padding[0], c.dilation[0]) >= 1 && windowOut(c.W, c.kw, c.stride[1], c.padding[1], c.dilation[1]) >= 1);
       await property(
         fc.asyncProperty(conv, tiling, fc.integer({ min: 1, max: 2 ** 31 - 1 }), async (c, t, seed) => {
           const x = b.input('x', [c.N, c.groups * c.Cg, c.H, c.W]);
